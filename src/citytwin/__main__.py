@@ -1,0 +1,3 @@
+from citytwin.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""The built-in plugin: the SensorThings sensing core and the embedded SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from citytwin.model import EntityType, Registry
+from citytwin.model.core import SENSING_CORE
+from citytwin.plugins.hookspecs import hookimpl
+from citytwin.settings import Settings
+from citytwin.storage.base import Storage
+
+
+@hookimpl
+def citytwin_entity_types() -> Sequence[EntityType]:
+    return SENSING_CORE
+
+
+@hookimpl
+def citytwin_storage(url: str, registry: Registry, settings: Settings) -> Storage | None:
+    if url.startswith("sqlite:"):
+        from citytwin.storage.sqlite.store import SqliteStore
+
+        return SqliteStore(
+            url, registry, readers=settings.sqlite_readers, synchronous=settings.sqlite_synchronous
+        )
+    if url.startswith(("postgresql:", "postgres:", "postgresql+asyncpg:")):
+        from citytwin.storage.postgres.store import PostgresStore
+
+        return PostgresStore(url, registry, pool_size=settings.pg_pool_size)
+    return None

@@ -1,0 +1,201 @@
+"""The service: every request, whatever its transport, is parsed, planned, executed and
+formatted here. Adapters (HTTP, MQTT) only translate to and from :class:`Request` and
+:class:`Response`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from citytwin import __version__
+from citytwin.bus import Bus
+from citytwin.errors import BadRequest, CitytwinError, MethodNotAllowed, NotFound
+from citytwin.model import Registry
+from citytwin.planner.reads import ReadPlanner
+from citytwin.query.ast import QueryOptions
+from citytwin.query.parser import parse_query
+from citytwin.query.path import ResourcePath, parse_path
+from citytwin.serialize.sta import Serializer
+from citytwin.service.batching import Batcher
+from citytwin.service.messages import Request, Response
+from citytwin.service.reading import read
+from citytwin.service.writing import Post, create, create_together, delete, update
+from citytwin.storage.base import Storage
+
+__all__ = ["Request", "Response", "Service"]
+
+log = logging.getLogger("citytwin.service")
+
+VERSIONS = ("v1.0", "v1.1")
+NO_OPTIONS = QueryOptions()
+BATCHED = frozenset({"Observations"})  # POSTs that may share a transaction (group commit)
+CONFORMANCE_BASE = "http://www.opengis.net/spec/iot_sensing/1.1/req/"
+CONFORMANCE = (
+    "datamodel",
+    "resource-path/resource-path-to-entities",
+    "request-data",
+    "create-update-delete",
+)
+
+
+class Service:
+    """SensorThings over one storage backend."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        storage: Storage,
+        bus: Bus,
+        *,
+        default_top: int = 100,
+        max_top: int = 1000,
+        count_limit: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.storage = storage
+        self.bus = bus
+        self.default_top = default_top
+        self.max_top = max_top
+        self.count_limit = count_limit
+        self.batcher = Batcher(lambda posts: create_together(self, posts))
+        self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
+
+    def planner(self, now: datetime | None = None) -> ReadPlanner:
+        return ReadPlanner(
+            self.registry,
+            self.storage.tables,
+            self.storage.dialect,
+            default_top=self.default_top,
+            max_top=self.max_top,
+            count_limit=self.count_limit,
+            now=now or datetime.now(UTC),
+        )
+
+    def serializer(self, request: Request) -> Serializer:
+        return Serializer(request.root, self.storage.format_time)
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request; client mistakes become 4xx, never 5xx."""
+        try:
+            response = await self._dispatch(request)
+        except Exception as exc:
+            response = self._failure(request, exc)
+        if request.method == "HEAD":
+            response.body = b""
+        return response
+
+    async def handle_many(self, requests: Sequence[Request]) -> list[Response]:
+        """Answer independent requests that arrived together (an MQTT client's backlog):
+        POSTs of Observations among them share transactions, like concurrent ones."""
+        out: list[Response | None] = [None] * len(requests)
+        shared: list[tuple[int, Post]] = []
+        for i, request in enumerate(requests):
+            try:
+                post = self._shared_post(request)
+            except Exception as exc:
+                out[i] = self._failure(request, exc)
+                continue
+            if post is None:
+                out[i] = await self.handle(request)
+            else:
+                shared.append((i, post))
+        results = await self.batcher.submit_many([post for _, post in shared])
+        for (i, post), result in zip(shared, results, strict=True):
+            if isinstance(result, BaseException):
+                out[i] = self._failure(post[0], result)
+            else:
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def _failure(self, request: Request, exc: BaseException) -> Response:
+        if isinstance(exc, CitytwinError):
+            return Response.error(exc)
+        log.error(
+            "failed: %s %s/%s",
+            request.method,
+            request.version,
+            request.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return Response.json(
+            {"code": 500, "type": "error", "message": "internal error; see the server log"},
+            500,
+        )
+
+    def _shared_post(self, request: Request) -> Post | None:
+        """The POST parsed, if it may share a transaction with others."""
+        if request.method != "POST" or request.version not in VERSIONS:
+            return None
+        if not request.path.strip("/"):
+            return None
+        path, options = self._parse(request)
+        self._writable_collection(path)
+        return (request, path, options) if path.segments[-1].name in BATCHED else None
+
+    def _parse(self, request: Request) -> tuple[ResourcePath, QueryOptions]:
+        path = self._paths.get(request.path)
+        if path is None:
+            path = parse_path(request.path, self.registry)
+            if len(self._paths) >= 10_000:
+                self._paths.clear()
+            self._paths[request.path] = path
+        options = parse_query(request.query) if request.query else NO_OPTIONS
+        if options.result_format is not None and options.result_format.lower() != "default":
+            raise BadRequest(
+                f"$resultFormat={options.result_format} is not supported; leave it out for "
+                "SensorThings JSON"
+            )
+        return path, options
+
+    async def _dispatch(self, request: Request) -> Response:
+        if request.version not in VERSIONS:
+            raise NotFound(f"unknown API version {request.version}; use v1.1")
+        if not request.path.strip("/"):
+            if request.method not in ("GET", "HEAD"):
+                raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
+            return Response.json(self.landing_page(request))
+        path, options = self._parse(request)
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return await read(self, request, path, options)
+        if method == "POST":
+            self._writable_collection(path)
+            if path.segments[-1].name in BATCHED:
+                return await self.batcher.submit((request, path, options))
+            return await create(self, request, path, options)
+        if method in ("PATCH", "PUT", "DELETE"):
+            self._writable_entity(path, method)
+            if method == "DELETE":
+                return await delete(self, request, path, options)
+            return await update(self, request, path, options)
+        raise MethodNotAllowed(
+            f"method {method} is not supported", ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
+        )
+
+    @staticmethod
+    def _writable_collection(path: ResourcePath) -> None:
+        if path.property is not None or path.ref or path.single:
+            raise MethodNotAllowed(
+                "POST only creates entities in a collection, e.g. /Things",
+                ("GET", "HEAD", "PATCH", "PUT", "DELETE"),
+            )
+
+    @staticmethod
+    def _writable_entity(path: ResourcePath, method: str) -> None:
+        if path.property is not None or path.ref or not path.single:
+            raise MethodNotAllowed(
+                f"{method} needs the path of one entity, e.g. /Things(1)", ("GET", "HEAD", "POST")
+            )
+
+    def landing_page(self, request: Request) -> dict[str, object]:
+        root = request.root
+        return {
+            "value": [
+                {"name": et.set_name, "url": f"{root}/{et.set_name}"} for et in self.registry
+            ],
+            "serverSettings": {
+                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE],
+                "citytwin": {"version": __version__},
+            },
+        }

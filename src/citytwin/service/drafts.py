@@ -1,0 +1,174 @@
+"""Request bodies checked against the model and turned into drafts to store.
+
+A draft is either a reference to an existing entity (``{"@iot.id": 5}``; anything else
+beside the id is ignored) or a new entity with validated values and its related drafts.
+Every message names where in the body the problem is, e.g. ``Datastreams[0].Sensor``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from citytwin.errors import InvalidEntity
+from citytwin.model import EntityType, Kind, Property, Registry
+from citytwin.model.types import ID_NAMES
+from citytwin.model.values import (
+    GEOJSON_ENCODINGS,
+    geometry_from_geojson,
+    parse_instant,
+    parse_interval,
+)
+
+
+class Mode(enum.Enum):
+    CREATE = "create"  # POST, deep insert allowed
+    PATCH = "patch"  # only given properties; relations only by reference
+    PUT = "put"  # all properties; relations only by reference
+
+
+@dataclass
+class Draft:
+    et: EntityType
+    where: str
+    ref: int | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # property name -> Python value
+    one: dict[str, Draft] = field(default_factory=dict)
+    many: dict[str, list[Draft]] = field(default_factory=dict)
+
+
+def load_json(body: bytes) -> Any:
+    if not body.strip():
+        raise InvalidEntity("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEntity(f"the request body is not valid JSON: {exc}") from None
+
+
+def _ref_id(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidEntity(f"{where}: @iot.id must be an integer")
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise InvalidEntity(f"{where}: @iot.id must be an integer, got {value!r}")
+        value = int(value)
+    if value < 0 or value > 2**63 - 1:
+        raise InvalidEntity(f"{where}: @iot.id {value} is out of range")
+    return int(value)
+
+
+class DraftParser:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def parse(
+        self, et: EntityType, data: Any, mode: Mode, where: str | None = None, nested: bool = False
+    ) -> Draft:
+        where = where or et.name
+        if not isinstance(data, dict):
+            raise InvalidEntity(f"{where}: a {et.name} must be a JSON object")
+        id_key = next((k for k in ID_NAMES if k in data), None)
+        if nested and id_key is not None:
+            return Draft(et, where, ref=_ref_id(data[id_key], where))
+        if nested and mode is not Mode.CREATE:
+            raise InvalidEntity(
+                f"{where}: {mode.value.upper()} can only link existing entities by "
+                '{"@iot.id": ...}, not create new ones'
+            )
+        draft = Draft(et, where)
+        for key, value in data.items():
+            if key in ID_NAMES or "@iot." in key:
+                continue  # ids are assigned by the server; annotations are output only
+            prop = et.property(key)
+            if prop is not None:
+                if prop.writable:
+                    draft.values[key] = self.value(prop, value, f"{where}.{key}")
+                continue
+            nav = et.navigation(key)
+            if nav is None:
+                raise InvalidEntity(f"{where}: {et.name} has no property '{key}'")
+            target = self.registry.target(nav)
+            if nav.many:
+                if not isinstance(value, list):
+                    raise InvalidEntity(f"{where}.{key} must be a JSON array of {target.name}")
+                draft.many[key] = [
+                    self.parse(target, item, mode, f"{where}.{key}[{i}]", nested=True)
+                    for i, item in enumerate(value)
+                ]
+            else:
+                if value is None:
+                    raise InvalidEntity(f"{where}.{key} cannot be null")
+                draft.one[key] = self.parse(target, value, mode, f"{where}.{key}", nested=True)
+        if mode is not Mode.PATCH:
+            for prop in et.properties:
+                if prop.required and prop.name not in draft.values:
+                    raise InvalidEntity(f"{where}: {et.name} needs '{prop.name}'")
+        self._check_geometry(draft)
+        return draft
+
+    def value(self, prop: Property, value: Any, where: str) -> Any:
+        k = prop.kind
+        if value is None:
+            if not prop.nullable and k is not Kind.RESULT:
+                raise InvalidEntity(f"{where} cannot be null")
+            return None
+        try:
+            if k is Kind.STRING:
+                if not isinstance(value, str):
+                    raise ValueError(f"must be a string, got {_json_type(value)}")
+                return value
+            if k is Kind.OBJECT:
+                if not isinstance(value, dict):
+                    raise ValueError(f"must be a JSON object, got {_json_type(value)}")
+                return value
+            if k is Kind.INSTANT:
+                return parse_instant(value)
+            if k is Kind.INTERVAL:
+                return parse_interval(value, allow_instant=False)
+            if k is Kind.TIME:
+                return parse_interval(value, allow_instant=True)
+        except ValueError as exc:
+            raise InvalidEntity(f"{where}: {exc}") from None
+        return value  # ANY, RESULT and GEOMETRY (checked with its encodingType)
+
+    @staticmethod
+    def _check_geometry(draft: Draft) -> None:
+        for prop in draft.et.geometric:
+            if prop.name in draft.values:
+                value = draft.values[prop.name]
+                encoding = draft.values.get("encodingType")
+                has_encoding = draft.et.property("encodingType") is not None
+                if value is None:
+                    continue
+                if not has_encoding or encoding in GEOJSON_ENCODINGS:
+                    try:
+                        geometry_from_geojson(value)
+                    except ValueError as exc:
+                        raise InvalidEntity(f"{draft.where}.{prop.name}: {exc}") from None
+
+
+def geometry_of(et: EntityType, prop: Property, value: Any, encoding: str | None) -> Any:
+    """The shapely geometry to index for a stored value, or None when it is not GeoJSON."""
+    if value is None:
+        return None
+    if et.property("encodingType") is not None and encoding not in GEOJSON_ENCODINGS:
+        return None
+    return geometry_from_geojson(value)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"

@@ -1,0 +1,421 @@
+"""The rules of the SensorThings data model that go beyond storing what was sent.
+
+* A Thing that gets Locations (on create or update) gets a HistoricalLocation at server
+  time linked to them; its previous Locations are replaced (OGC 18-088 10.2, 10.3).
+* A Location created or updated with Things becomes the current Location of each of
+  them, with a HistoricalLocation each.
+* A HistoricalLocation posted directly moves its Thing only if it is the newest one:
+  a Location cannot be changed in the past.
+* An Observation without phenomenonTime gets the server time; without a
+  FeatureOfInterest it gets one generated from its Thing's GeoJSON Location, reused by
+  later Observations (and regenerated after it is deleted).
+* A Datastream's phenomenonTime and resultTime span its Observations; inserts widen
+  them in place, deletes and moves recompute them from the index.
+* Deleting a Location also deletes the HistoricalLocations left without any Location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+
+from citytwin.errors import InvalidEntity
+from citytwin.model import EntityType, Navigation
+from citytwin.model.values import GEOJSON_ENCODINGS, geometry_from_geojson
+from citytwin.service.drafts import Draft
+from citytwin.storage.base import Json, Row
+
+if TYPE_CHECKING:
+    from citytwin.service.unit import Unit
+
+
+class Rules:
+    def __init__(self, unit: Unit) -> None:
+        self.u = unit
+        self.reg = unit.registry
+        self._features: dict[int, int] = {}  # Datastream -> generated FoI, this transaction
+
+    def _t(self, name: str) -> sa.Table:
+        return self.u.tables.entity[name]
+
+    def _p(self, value: Any) -> Any:
+        return self.u.dialect.time_param(value)
+
+    # --- inserts ----------------------------------------------------------------------------
+    async def before_insert(self, et: EntityType, draft: Draft, row: dict[str, Any]) -> None:
+        if et.name == "Observation":
+            if row.get("phenomenon_time_start") is None:
+                row["phenomenon_time_start"] = row["phenomenon_time_end"] = self.u.now
+            ds_id = row.get("datastream_id")
+            if row.get("feature_id") is None and ds_id is not None:
+                if ds_id not in self._features:
+                    self._features[ds_id] = await self.generated_feature(ds_id, draft.where)
+                row["feature_id"] = self._features[ds_id]
+
+    async def after_insert_many(
+        self, et: EntityType, drafts: Sequence[Draft], rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Like after_insert for a batch; Observations update each Datastream once."""
+        if et.name != "Observation":
+            for draft, row in zip(drafts, rows, strict=True):
+                await self.after_insert(et, row["id"], draft, row)
+            return
+        by_ds: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_ds.setdefault(row["datastream_id"], []).append(row)
+        # in id order, so that concurrent batches lock the Datastreams in the same order
+        params = [self._added(ds_id, by_ds[ds_id]) for ds_id in sorted(by_ds)]
+        update = self.u.tables.template("summary_added", self._summary_added)
+        await self.u.w.execute_many(update, params)
+
+    async def after_insert(
+        self, et: EntityType, new_id: int, draft: Draft, row: Mapping[str, Any]
+    ) -> None:
+        if et.name == "Thing" and draft.many.get("Locations"):
+            await self.historical_location(new_id, await self.locations_of(new_id))
+        elif et.name == "Location" and draft.many.get("Things"):
+            linked = {sub.ref for sub in draft.many["Things"] if sub.ref is not None}
+            for thing_id in await self.things_at(new_id):
+                if thing_id in linked:
+                    await self.move_thing(thing_id, [new_id])  # an existing Thing moves here
+                else:
+                    await self.historical_location(thing_id, [new_id])  # a new Thing starts here
+        elif et.name == "HistoricalLocation":
+            await self.apply_if_newest(new_id, row)
+        elif et.name == "Observation":
+            await self.observations_added(row["datastream_id"], [{**row, "id": new_id}])
+
+    def _locations_of_datastream(self) -> Any:
+        loc = self._t("Location")
+        tl = self.u.tables.link["thing_locations"]
+        ds = self._t("Datastream")
+        return (
+            sa.select(
+                loc.c.id,
+                loc.c.encoding_type,
+                loc.c.gen_foi_id,
+                loc.c.name,
+                loc.c.description,
+                loc.c.location,
+                loc.c.properties,
+            )
+            .select_from(
+                loc.join(tl, tl.c.location_id == loc.c.id).join(ds, ds.c.thing_id == tl.c.thing_id)
+            )
+            .where(ds.c.id == sa.bindparam("ds"))
+            .order_by(loc.c.id)
+        )
+
+    async def known_features(self, datastream_ids: Sequence[int]) -> None:
+        """Look up, in one query, the generated FeaturesOfInterest that Observations of
+        these Datastreams will get when they name none."""
+        todo = sorted({d for d in datastream_ids if d not in self._features})
+        if len(todo) < 2:
+            return  # before_insert looks up a single one just as fast
+        query = self.u.tables.template("generated_features", self._generated_features)
+        for row in await self.u.w.fetch(query, {"ds": todo}):
+            self._features.setdefault(int(row[0]), int(row[1]))  # the first Location's
+
+    def _generated_features(self) -> Any:
+        loc = self._t("Location")
+        tl = self.u.tables.link["thing_locations"]
+        ds = self._t("Datastream")
+        return (
+            sa.select(ds.c.id, loc.c.gen_foi_id)
+            .select_from(
+                loc.join(tl, tl.c.location_id == loc.c.id).join(ds, ds.c.thing_id == tl.c.thing_id)
+            )
+            .where(self.u.dialect.in_ids_param(ds.c.id, "ds"), loc.c.gen_foi_id.is_not(None))
+            .order_by(ds.c.id, loc.c.id)
+        )
+
+    async def generated_feature(self, datastream_id: int, where: str) -> int:
+        query = self.u.tables.template("locations_of_datastream", self._locations_of_datastream)
+        rows = await self.u.w.fetch(query, {"ds": datastream_id})
+        for r in rows:
+            if r["gen_foi_id"] is not None:
+                return int(r["gen_foi_id"])
+        geo = [r for r in rows if r["encoding_type"] in GEOJSON_ENCODINGS]
+        if not geo:
+            raise InvalidEntity(
+                f"{where}: no FeatureOfInterest given, and none can be generated because the "
+                f"Thing of Datastream {datastream_id} has no GeoJSON Location"
+            )
+        src = geo[-1]
+        feature = _json(src["location"])
+        props = _json(src["properties"])
+        foi_id = await self.u.w.insert(
+            "features",
+            {
+                "name": src["name"],
+                "description": src["description"],
+                "encoding_type": src["encoding_type"],
+                "feature": Json(feature),
+                "feature_geom": geometry_from_geojson(feature),
+                "properties": None if props is None else Json(props),
+            },
+        )
+        await self.u.w.update("locations", src["id"], {"gen_foi_id": foi_id})
+        self.u.note(self.reg.type("FeatureOfInterest"), foi_id, "created")
+        return foi_id
+
+    # --- locations and their history ------------------------------------------------------
+    async def locations_of(self, thing_id: int) -> list[int]:
+        tl = self.u.tables.link["thing_locations"]
+        rows = await self.u.w.fetch(
+            sa.select(tl.c.location_id).where(tl.c.thing_id == thing_id).order_by(tl.c.location_id)
+        )
+        return [r[0] for r in rows]
+
+    async def things_at(self, location_id: int) -> list[int]:
+        tl = self.u.tables.link["thing_locations"]
+        rows = await self.u.w.fetch(
+            sa.select(tl.c.thing_id).where(tl.c.location_id == location_id).order_by(tl.c.thing_id)
+        )
+        return [r[0] for r in rows]
+
+    async def historical_location(self, thing_id: int, location_ids: list[int]) -> None:
+        hl_id = await self.u.w.insert(
+            "historical_locations", {"time": self.u.now, "thing_id": thing_id}
+        )
+        for loc in location_ids:
+            await self.u.w.insert(
+                "location_historical_locations",
+                {"location_id": loc, "historical_location_id": hl_id},
+            )
+        self.u.note(self.reg.type("HistoricalLocation"), hl_id, "created")
+
+    async def move_thing(
+        self, thing_id: int, location_ids: list[int], *, history: bool = True
+    ) -> None:
+        """Make ``location_ids`` the Thing's current Locations (replacing the others)."""
+        thing = self.reg.type("Thing")
+        nav = thing.navigation("Locations")
+        assert nav is not None
+        await self.u.unlink_all(nav, thing_id)
+        for loc in location_ids:
+            await self.u.link(nav, thing_id, loc)
+        self.u.note(thing, thing_id, "updated", ("Locations",))
+        if history:
+            await self.historical_location(thing_id, location_ids)
+
+    async def apply_if_newest(self, hl_id: int, row: Mapping[str, Any]) -> None:
+        hl = self._t("HistoricalLocation")
+        link = self.u.tables.link["location_historical_locations"]
+        newest = await self.u.w.scalar(
+            sa.select(sa.func.max(hl.c.time)).where(
+                hl.c.thing_id == row["thing_id"], hl.c.id != hl_id
+            )
+        )
+        if newest is not None and self.u.storage.decode_time(newest) > row["time"]:
+            return
+        rows = await self.u.w.fetch(
+            sa.select(link.c.location_id).where(link.c.historical_location_id == hl_id)
+        )
+        if rows:
+            await self.move_thing(row["thing_id"], [r[0] for r in rows], history=False)
+
+    # --- updates ------------------------------------------------------------------------------
+    async def relinked(self, et: EntityType, nav: Navigation, before: Row, new_parent: int) -> None:
+        """An existing entity was moved to another parent by reference."""
+        if et.name == "Observation" and nav.name == "Datastream":
+            await self.recompute_summary(sorted({before["datastream_id"], new_parent}))
+
+    async def after_update(
+        self,
+        et: EntityType,
+        entity_id: int,
+        draft: Draft,
+        cols: Mapping[str, Any],
+        current: Row,
+    ) -> None:
+        if et.name == "Observation" and (
+            {"phenomenonTime", "resultTime", "Datastream"} & (set(draft.values) | set(draft.one))
+        ):
+            ids = {current["datastream_id"], cols.get("datastream_id", current["datastream_id"])}
+            await self.recompute_summary(sorted(ids))
+
+    async def replace_related(
+        self, et: EntityType, entity_id: int, nav: Navigation, subs: list[Draft]
+    ) -> None:
+        """References in PATCH/PUT: a Thing's Locations are replaced, other sets extended."""
+        if et.name == "Thing" and nav.name == "Locations":
+            ids = []
+            for sub in subs:
+                assert sub.ref is not None
+                await self.u.require(self.reg.type("Location"), sub.ref, sub.where)
+                ids.append(sub.ref)
+            if ids:
+                await self.move_thing(entity_id, ids)
+            return
+        if et.name == "Location" and nav.name == "Things":
+            for sub in subs:
+                assert sub.ref is not None
+                await self.u.require(self.reg.type("Thing"), sub.ref, sub.where)
+                await self.move_thing(sub.ref, [entity_id])
+            return
+        await self.u.add_related(et, entity_id, nav, subs, creating=False)
+
+    # --- deletes ------------------------------------------------------------------------------
+    async def before_delete(self, et: EntityType, entity_id: int) -> Any:
+        obs = self._t("Observation")
+        if et.name == "Location":
+            link = self.u.tables.link["location_historical_locations"]
+            rows = await self.u.w.fetch(
+                sa.select(link.c.historical_location_id).where(link.c.location_id == entity_id)
+            )
+            return [r[0] for r in rows]
+        if et.name == "FeatureOfInterest":
+            rows = await self.u.w.fetch(
+                sa.select(obs.c.datastream_id).where(obs.c.feature_id == entity_id).distinct()
+            )
+            return [r[0] for r in rows]
+        if et.name == "Observation":
+            rows = await self.u.w.fetch(sa.select(obs.c.datastream_id).where(obs.c.id == entity_id))
+            return [r[0] for r in rows]
+        return None
+
+    async def after_delete(self, et: EntityType, entity_id: int, state: Any) -> None:
+        if et.name == "Location" and state:
+            hl = self._t("HistoricalLocation")
+            link = self.u.tables.link["location_historical_locations"]
+            orphans = sa.select(hl.c.id).where(
+                hl.c.id.in_(state),
+                ~sa.exists(
+                    sa.select(sa.literal_column("1")).where(
+                        link.c.historical_location_id == hl.c.id
+                    )
+                ),
+            )
+            for row in await self.u.w.fetch(orphans):
+                await self.u.w.execute(sa.delete(hl).where(hl.c.id == row[0]))
+                self.u.note(self.reg.type("HistoricalLocation"), row[0], "deleted")
+        elif et.name in ("FeatureOfInterest", "Observation") and state:
+            await self.recompute_summary(state)
+
+    # --- the Datastream summary ---------------------------------------------------------------
+    def _summary_added(self) -> Any:
+        ds = self._t("Datastream")
+        time, ident = self.u.tables.types.time, self.u.tables.types.id
+
+        def low(col: Any, value: Any) -> Any:
+            return sa.case(
+                (value.is_(None), col), (sa.or_(col.is_(None), col > value), value), else_=col
+            )
+
+        def high(col: Any, value: Any) -> Any:
+            return sa.case(
+                (value.is_(None), col), (sa.or_(col.is_(None), col < value), value), else_=col
+            )
+
+        s, e = sa.bindparam("s", type_=time), sa.bindparam("e", type_=time)
+        i = sa.bindparam("i", type_=ident)
+        newer = sa.or_(
+            ds.c.last_observation_id.is_(None),
+            ds.c.last_observation_start < s,
+            sa.and_(ds.c.last_observation_start == s, ds.c.last_observation_end < e),
+            sa.and_(
+                ds.c.last_observation_start == s,
+                ds.c.last_observation_end == e,
+                ds.c.last_observation_id > i,
+            ),
+        )
+        return (
+            sa.update(ds)
+            .where(ds.c.id == sa.bindparam("ds", type_=ident))
+            .values(
+                phenomenon_time_start=low(
+                    ds.c.phenomenon_time_start, sa.bindparam("ps", type_=time)
+                ),
+                phenomenon_time_end=high(ds.c.phenomenon_time_end, sa.bindparam("pe", type_=time)),
+                result_time_start=low(ds.c.result_time_start, sa.bindparam("rs", type_=time)),
+                result_time_end=high(ds.c.result_time_end, sa.bindparam("re", type_=time)),
+                observation_count=ds.c.observation_count + sa.bindparam("n", type_=ident),
+                last_observation_id=sa.case((newer, i), else_=ds.c.last_observation_id),
+                last_observation_start=sa.case((newer, s), else_=ds.c.last_observation_start),
+                last_observation_end=sa.case((newer, e), else_=ds.c.last_observation_end),
+            )
+        )
+
+    async def observations_added(
+        self, datastream_id: int, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Widen the Datastream's times, count the new Observations and move its latest
+        reference, in one UPDATE with no scan of Observations."""
+        update = self.u.tables.template("summary_added", self._summary_added)
+        await self.u.w.execute(update, self._added(datastream_id, rows))
+
+    def _added(self, datastream_id: int, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The parameters of the summary update for new Observations of one Datastream."""
+        t = self.u.dialect.time_value
+        results = [r["result_time"] for r in rows if r.get("result_time") is not None]
+        latest = min(
+            rows,
+            key=lambda r: (
+                -_ts(r["phenomenon_time_start"]),
+                -_ts(r["phenomenon_time_end"]),
+                r["id"],
+            ),
+        )
+        return {
+            "ds": datastream_id,
+            "ps": t(min(r["phenomenon_time_start"] for r in rows)),
+            "pe": t(max(r["phenomenon_time_end"] for r in rows)),
+            "rs": t(min(results)) if results else None,
+            "re": t(max(results)) if results else None,
+            "n": len(rows),
+            "s": t(latest["phenomenon_time_start"]),
+            "e": t(latest["phenomenon_time_end"]),
+            "i": latest["id"],
+        }
+
+    async def recompute_summary(self, datastream_ids: Sequence[int]) -> None:
+        """Rebuild the summary of Datastreams that lost or moved Observations."""
+        if not datastream_ids:
+            return
+        ds, obs = self._t("Datastream"), self._t("Observation")
+        mine = obs.c.datastream_id == ds.c.id
+
+        def agg(fn: Any, col: Any) -> Any:
+            return sa.select(fn(col)).where(mine).scalar_subquery()
+
+        def latest(col: Any) -> Any:
+            return (
+                sa.select(col)
+                .where(mine)
+                .order_by(
+                    obs.c.phenomenon_time_start.desc(),
+                    obs.c.phenomenon_time_end.desc(),
+                    obs.c.id.asc(),
+                )
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        await self.u.w.execute(
+            sa.update(ds)
+            .where(ds.c.id.in_(list(datastream_ids)))
+            .values(
+                phenomenon_time_start=agg(sa.func.min, obs.c.phenomenon_time_start),
+                phenomenon_time_end=agg(sa.func.max, obs.c.phenomenon_time_end),
+                result_time_start=agg(sa.func.min, obs.c.result_time),
+                result_time_end=agg(sa.func.max, obs.c.result_time),
+                observation_count=sa.select(sa.func.count()).where(mine).scalar_subquery(),
+                last_observation_id=latest(obs.c.id),
+                last_observation_start=latest(obs.c.phenomenon_time_start),
+                last_observation_end=latest(obs.c.phenomenon_time_end),
+            )
+        )
+
+
+def _ts(t: Any) -> float:
+    return float(t.timestamp())
+
+
+def _json(raw: Any) -> Any:
+    if raw is None:
+        return None
+    return orjson.loads(raw) if isinstance(raw, str | bytes) else raw

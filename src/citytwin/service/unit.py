@@ -1,0 +1,295 @@
+"""One write transaction: storing drafts, relinking, deleting, and the change events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from citytwin.bus import ChangeEvent, ChangeKind
+from citytwin.errors import InvalidEntity
+from citytwin.model import EntityType, Kind, Navigation, Registry
+from citytwin.model.values import Interval, encode_result
+from citytwin.planner.tables import Tables
+from citytwin.service.drafts import Draft, geometry_of
+from citytwin.service.rules import Rules
+from citytwin.storage.base import Json, Row, Storage, Writer
+
+
+class Unit:
+    """A write transaction and what it changed."""
+
+    def __init__(
+        self, registry: Registry, storage: Storage, writer: Writer, now: datetime | None = None
+    ) -> None:
+        self.registry = registry
+        self.storage = storage
+        self.tables: Tables = storage.tables
+        self.dialect = storage.dialect
+        self.w = writer
+        self.now = now or datetime.now(UTC)
+        self.events: list[ChangeEvent] = []
+        self.written: dict[tuple[str, int], dict[str, Any]] = {}  # rows this unit inserted
+        self.known: set[tuple[str, int]] = set()  # entities found to exist, not deleted since
+        self.rules = Rules(self)
+
+    # --- events ---------------------------------------------------------------------------
+    def note(
+        self, et: EntityType, entity_id: int, kind: ChangeKind, changed: Iterable[str] = ()
+    ) -> None:
+        self.events.append(ChangeEvent(et.name, entity_id, kind, frozenset(changed)))
+
+    # --- lookups --------------------------------------------------------------------------
+    def table(self, et: EntityType) -> sa.Table:
+        return self.tables.of(et)
+
+    async def row(self, et: EntityType, entity_id: int) -> Row | None:
+        t = self.table(et)
+        rows = await self.w.fetch(sa.select(t).where(t.c[et.id_column] == entity_id))
+        return rows[0] if rows else None
+
+    async def require(self, et: EntityType, entity_id: int, where: str) -> None:
+        if (et.name, entity_id) in self.known:
+            return
+        t = self.table(et)
+        found = await self.w.scalar(
+            sa.select(sa.literal_column("1")).where(t.c[et.id_column] == entity_id)
+        )
+        if found is None:
+            raise InvalidEntity(f"{where}: there is no {et.name} with @iot.id {entity_id}")
+        self.known.add((et.name, entity_id))
+
+    async def existing(self, et: EntityType, ids: Iterable[int]) -> set[int]:
+        """Which of ``ids`` exist, in one query; they are known from then on."""
+        t = self.table(et)
+        key = et.id_column
+
+        def build() -> Any:
+            return sa.select(t.c[key]).where(self.dialect.in_ids_param(t.c[key], "ids"))
+
+        query = self.tables.template(f"existing:{et.name}", build)
+        rows = await self.w.fetch(query, {"ids": sorted(set(ids))})
+        found = {int(r[0]) for r in rows}
+        self.known |= {(et.name, i) for i in found}
+        return found
+
+    # --- values to columns ----------------------------------------------------------------
+    def columns(
+        self,
+        et: EntityType,
+        values: Mapping[str, Any],
+        *,
+        all_props: bool = False,
+        encoding: str | None = None,
+        where: str = "",
+    ) -> dict[str, Any]:
+        """Storage columns for property values; with ``all_props`` missing ones become null."""
+        cols: dict[str, Any] = {}
+        enc = values.get("encodingType", encoding)
+        for prop in et.writable:
+            if prop.name in values:
+                value: Any = values[prop.name]
+            elif all_props:
+                value = None
+            else:
+                continue
+            k = prop.kind
+            if k is Kind.INTERVAL or k is Kind.TIME:
+                iv: Interval | None = value
+                cols[prop.start] = iv.start if iv else None
+                cols[prop.end] = iv.end if iv else None
+            elif k is Kind.RESULT:
+                (
+                    cols["result_type"],
+                    cols["result_number"],
+                    cols["result_string"],
+                    cols["result_json"],
+                ) = encode_result(value)
+            elif k is Kind.GEOMETRY:
+                cols[prop.column] = None if value is None else Json(value)
+                try:
+                    cols[prop.geom] = geometry_of(et, prop, value, enc)
+                except ValueError as exc:
+                    raise InvalidEntity(f"{where or et.name}.{prop.name}: {exc}") from None
+            elif k is Kind.OBJECT or k is Kind.ANY:
+                cols[prop.column] = None if value is None else Json(value)
+            else:
+                cols[prop.column] = value
+        return cols
+
+    # --- create ---------------------------------------------------------------------------
+    async def create(self, draft: Draft, implied: Mapping[str, int] | None = None) -> int:
+        """Store a draft (and everything in it); return its id."""
+        et = draft.et
+        if draft.ref is not None:
+            await self.require(et, draft.ref, draft.where)
+            return draft.ref
+        row = await self._row(draft, implied)
+        new_id = await self.w.insert(et.table, row)
+        self.note(et, new_id, "created")
+        self.written[(et.name, new_id)] = row
+        for name, subs in draft.many.items():
+            await self.add_related(et, new_id, self._nav(et, name), subs, creating=True)
+        await self.rules.after_insert(et, new_id, draft, row)
+        return new_id
+
+    async def create_many(
+        self, drafts: list[Draft], implied: Mapping[str, int] | Sequence[Mapping[str, int]]
+    ) -> list[int]:
+        """Store new drafts of one type that have no to-many relations, in one batch
+        (COPY on PostgreSQL, executemany on SQLite), with one summary update each.
+        ``implied`` holds the relations given by the path: one for all, or one per draft."""
+        et = drafts[0].et
+        each = [implied] * len(drafts) if isinstance(implied, Mapping) else implied
+        refs: dict[str, set[int]] = {}  # entities the drafts name by id: checked at once
+        for d in drafts:
+            for sub in d.one.values():
+                if sub.ref is not None and (sub.et.name, sub.ref) not in self.known:
+                    refs.setdefault(sub.et.name, set()).add(sub.ref)
+        for name, named in refs.items():
+            if len(named) > 1:
+                await self.existing(self.registry.type(name), named)
+        if et.name == "Observation":
+            await self.rules.known_features(
+                [i["Datastream"] for i in each if "Datastream" in i]
+                + [
+                    d.one["Datastream"].ref
+                    for d in drafts
+                    if "Datastream" in d.one and d.one["Datastream"].ref is not None
+                ]
+            )
+        rows = [await self._row(d, i) for d, i in zip(drafts, each, strict=True)]
+        columns = {c for row in rows for c in row}
+        if any(len(row) != len(columns) for row in rows):
+            rows = [{c: row.get(c) for c in columns} for row in rows]  # the same columns
+        ids = await self.w.reserve_ids(et.table, len(rows))
+        for row, new_id in zip(rows, ids, strict=True):
+            row["id"] = new_id
+        await self.w.insert_many(et.table, rows)
+        for row, new_id in zip(rows, ids, strict=True):
+            self.note(et, new_id, "created")
+            self.written[(et.name, new_id)] = row
+        await self.rules.after_insert_many(et, drafts, rows)
+        return ids
+
+    async def _row(self, draft: Draft, implied: Mapping[str, int] | None) -> dict[str, Any]:
+        """The columns of a new entity, with its to-one relations created or checked."""
+        et = draft.et
+        implied = dict(implied or {})
+        row = self.columns(et, draft.values, all_props=True, where=draft.where)
+        for name, sub in draft.one.items():
+            nav = self._nav(et, name)
+            assert nav.fk is not None
+            if name in implied:
+                if sub.ref is not None and sub.ref != implied[name]:
+                    raise InvalidEntity(
+                        f"{draft.where}.{name}: the path already relates this {et.name} to "
+                        f"{nav.target} {implied[name]}"
+                    )
+                continue
+            row[nav.fk] = await self.create(sub)
+        for name, ident in implied.items():
+            nav = self._nav(et, name)
+            if nav.fk is not None:
+                row[nav.fk] = ident
+        await self.rules.before_insert(et, draft, row)
+        for nav in et.navigations:
+            if nav.fk is not None and nav.required and row.get(nav.fk) is None:
+                raise InvalidEntity(f"{draft.where}: {_a(et.name)} needs {_a(nav.name)}")
+        return row
+
+    def _nav(self, et: EntityType, name: str) -> Navigation:
+        nav = et.navigation(name)
+        assert nav is not None
+        return nav
+
+    async def add_related(
+        self, et: EntityType, entity_id: int, nav: Navigation, subs: list[Draft], *, creating: bool
+    ) -> list[int]:
+        """Create or link the entities of a to-many navigation property; return their ids."""
+        target = self.registry.target(nav)
+        inverse = self.registry.inverse(nav)
+        ids = []
+        batch = [s for s in subs if s.ref is None and not s.many]
+        if nav.reverse_fk is not None and len(batch) > 1:
+            ids.extend(await self.create_many(batch, {inverse.name: entity_id}))
+            batched = {id(s) for s in batch}  # by identity: comparing Drafts would be O(n²)
+            subs = [s for s in subs if id(s) not in batched]
+        for sub in subs:
+            if nav.reverse_fk is not None:
+                if sub.ref is None:
+                    ids.append(await self.create(sub, {inverse.name: entity_id}))
+                    continue
+                before = await self.row(target, sub.ref)
+                if before is None:
+                    raise InvalidEntity(
+                        f"{sub.where}: there is no {target.name} with @iot.id {sub.ref}"
+                    )
+                await self.w.update(target.table, sub.ref, {nav.reverse_fk: entity_id})
+                self.note(target, sub.ref, "updated", (inverse.name,))
+                await self.rules.relinked(target, inverse, before, entity_id)
+                ids.append(sub.ref)
+            else:
+                child = await self.create(sub)
+                await self.link(nav, entity_id, child)
+                ids.append(child)
+        if not creating and ids:
+            self.note(et, entity_id, "updated", (nav.name,))
+        return ids
+
+    async def link(self, nav: Navigation, source_id: int, target_id: int) -> None:
+        assert nav.link is not None
+        table, src, dst = nav.link
+        t = self.tables.link[table]
+        exists = await self.w.scalar(
+            sa.select(sa.literal_column("1")).where(t.c[src] == source_id, t.c[dst] == target_id)
+        )
+        if exists is None:
+            await self.w.insert(table, {src: source_id, dst: target_id})
+
+    async def unlink_all(self, nav: Navigation, source_id: int) -> None:
+        assert nav.link is not None
+        table, src, _ = nav.link
+        t = self.tables.link[table]
+        await self.w.execute(sa.delete(t).where(t.c[src] == source_id))
+
+    # --- update ---------------------------------------------------------------------------
+    async def update(
+        self,
+        et: EntityType,
+        entity_id: int,
+        draft: Draft,
+        *,
+        replace: bool,
+        current: Row,
+    ) -> None:
+        encoding = current["encoding_type"] if et.property("encodingType") else None
+        cols = self.columns(
+            et, draft.values, all_props=replace, encoding=encoding, where=draft.where
+        )
+        for name, sub in draft.one.items():
+            nav = self._nav(et, name)
+            assert nav.fk is not None and sub.ref is not None
+            await self.require(self.registry.target(nav), sub.ref, sub.where)
+            cols[nav.fk] = sub.ref
+        changed = set(draft.values) | set(draft.one)
+        await self.w.update(et.table, entity_id, cols)
+        self.note(et, entity_id, "updated", changed)
+        for name, subs in draft.many.items():
+            await self.rules.replace_related(et, entity_id, self._nav(et, name), subs)
+        await self.rules.after_update(et, entity_id, draft, cols, current)
+
+    # --- delete ---------------------------------------------------------------------------
+    async def delete(self, et: EntityType, entity_id: int) -> None:
+        state = await self.rules.before_delete(et, entity_id)
+        t = self.table(et)
+        await self.w.execute(sa.delete(t).where(t.c[et.id_column] == entity_id))
+        self.known.clear()  # cascades may have taken others with it
+        self.note(et, entity_id, "deleted")
+        await self.rules.after_delete(et, entity_id, state)
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "AEIOU" else "a ") + noun

@@ -1,0 +1,309 @@
+"""Every setting of citytwin, declared once with its type, default and help.
+
+Values are looked up, later ones winning, in: the declared default, a TOML settings
+file (``--config``, ``CITYTWIN_CONFIG`` or ``./citytwin.toml``), environment variables
+``CITYTWIN_<NAME>`` and explicit overrides (command-line options). Nothing is read at
+import time; :func:`load_settings` builds a frozen :class:`Settings` when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from citytwin.errors import ConfigurationError
+
+ENV_PREFIX = "CITYTWIN_"
+DEFAULT_CONFIG_FILE = "citytwin.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
+
+
+def _db_url(value: Any) -> str | None:
+    if value is None or str(value).startswith(("sqlite:", "postgresql:", "postgres:")):
+        return None
+    return "must be a sqlite:///path or postgresql://... URL"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Address the HTTP server listens on."),
+    Setting("port", int, 8080, "TCP port of the HTTP server.", _port),
+    Setting(
+        "workers",
+        int,
+        1,
+        "Server processes. Each is a full citytwin instance; use about one per CPU core "
+        "(they share the database: SQLite serialises their writes, PostgreSQL runs them "
+        "side by side).",
+        _positive,
+    ),
+    Setting(
+        "data_dir",
+        str,
+        "citytwin-data",
+        "Directory for the embedded database and other local state.",
+    ),
+    Setting(
+        "db",
+        str,
+        None,
+        "Database URL: sqlite:///path/file.db or postgresql://user@host/db. "
+        "Default: a SQLite file citytwin.db in data_dir.",
+        _db_url,
+    ),
+    Setting(
+        "mqtt",
+        str,
+        "embedded",
+        "MQTT broker: 'embedded' (in this process), 'off', or an external broker's URL "
+        "mqtt://user:password@host:port (several instances share one external broker).",
+        lambda v: (
+            None
+            if v in ("embedded", "off") or str(v).startswith(("mqtt://", "mqtts://"))
+            else "must be embedded, off or an mqtt://host:port URL"
+        ),
+    ),
+    Setting("mqtt_host", str, "127.0.0.1", "Address the embedded MQTT broker listens on."),
+    Setting(
+        "mqtt_client_id",
+        str,
+        None,
+        "This instance's name towards an external broker (its persistent session). "
+        "Default: <host name>-<HTTP port>; must differ between instances.",
+    ),
+    Setting("mqtt_port", int, 1883, "TCP port of the embedded MQTT broker.", _port),
+    Setting(
+        "mqtt_ws_port",
+        int,
+        9001,
+        "Port of the embedded broker's MQTT over WebSocket listener (for browsers); 0: none.",
+        _port,
+    ),
+    Setting(
+        "mqtt_error_topic",
+        str,
+        "citytwin/errors",
+        "Prefix of the topics where refused MQTT publishes are reported: a publish to "
+        "v1.1/Observations that cannot be stored is explained on "
+        "citytwin/errors/v1.1/Observations.",
+    ),
+    Setting(
+        "mqtt_expand_topics",
+        bool,
+        False,
+        "Allow $expand in subscription topics (an extension of the standard).",
+    ),
+    Setting(
+        "mqtt_filter_topics",
+        bool,
+        False,
+        "Allow $filter in subscription topics (an extension of the standard).",
+    ),
+    Setting(
+        "service_root_url",
+        str,
+        None,
+        "Public base URL (e.g. https://data.example.org) used in selfLinks and nextLinks. "
+        "Default: taken from each request.",
+    ),
+    Setting("default_page_size", int, 100, "Entities per page when $top is not given.", _positive),
+    Setting(
+        "max_page_size",
+        int,
+        1000,
+        "Largest page served; a larger $top is capped and continued by @iot.nextLink.",
+        _positive,
+    ),
+    Setting(
+        "count_mode",
+        str,
+        "estimate",
+        "How @iot.count is found when no maintained total answers it: 'exact' counts every "
+        "match; 'estimate' counts exactly up to count_exact_limit matches and reports the "
+        "database's estimate above (PostgreSQL; SQLite always counts exactly).",
+        lambda v: None if v in ("exact", "estimate") else "must be exact or estimate",
+    ),
+    Setting(
+        "count_exact_limit",
+        int,
+        100_000,
+        "With count_mode 'estimate': up to this many matches are counted exactly.",
+        _positive,
+    ),
+    Setting("sqlite_readers", int, 4, "Concurrent read connections to a SQLite store.", _positive),
+    Setting(
+        "sqlite_synchronous",
+        str,
+        "FULL",
+        "SQLite durability: FULL keeps every acknowledged write through a power loss; "
+        "NORMAL is faster and keeps them through a crash of citytwin but not of the machine.",
+        lambda v: None if str(v).upper() in ("FULL", "NORMAL") else "must be FULL or NORMAL",
+    ),
+    Setting(
+        "pg_pool_size",
+        int,
+        10,
+        "Connections per instance in the PostgreSQL pool.",
+        _positive,
+    ),
+    Setting("auto_migrate", bool, True, "Apply pending schema migrations when the server starts."),
+    Setting("log_level", str, "info", "Logging level: debug, info, warning or error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings(Mapping[str, Any]):
+    """Resolved settings; read as attributes (``settings.port``) or by name."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+        self._values = values
+        self._sources = sources
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def source(self, name: str) -> str:
+        """Where a value came from: default, a file path, an env variable or override."""
+        return self._sources[name]
+
+    @property
+    def database_url(self) -> str:
+        if self._values["db"]:
+            return str(self._values["db"])
+        return "sqlite:///" + str(Path(self._values["data_dir"]) / "citytwin.db")
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as CITYTWIN_* variables, to hand to worker processes."""
+        env = {}
+        for name, value in self._values.items():
+            if value is not None:
+                env[ENV_PREFIX + name.upper()] = _format(value)
+        return env
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _convert(setting: Setting, raw: Any, origin: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        if setting.type is bool:
+            if isinstance(raw, bool):
+                value: Any = raw
+            elif str(raw).strip().lower() in ("1", "true", "yes", "on"):
+                value = True
+            elif str(raw).strip().lower() in ("0", "false", "no", "off"):
+                value = False
+            else:
+                raise ValueError(f"{raw!r} is not a boolean (true/false)")
+        elif setting.type is int:
+            if isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not an integer")
+            value = int(raw)
+        else:
+            value = setting.type(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"setting {setting.name} (from {origin}): {exc}") from None
+    if setting.check is not None:
+        problem = setting.check(value)
+        if problem:
+            raise ConfigurationError(f"setting {setting.name} (from {origin}) {problem}: {raw!r}")
+    return value
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read settings file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"settings file {path} is not valid TOML: {exc}") from None
+    table = data.get("citytwin", data)
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"settings file {path}: [citytwin] must be a table")
+    unknown = sorted(set(table) - set(_BY_NAME))
+    if unknown:
+        raise ConfigurationError(f"settings file {path}: unknown setting(s) {', '.join(unknown)}")
+    return table
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting from defaults, settings file, environment and overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    sources = {s.name: "default" for s in SETTINGS}
+
+    path: Path | None = None
+    if config_file is not None:
+        path = Path(config_file)
+    elif env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None:
+        for name, raw in _read_file(path).items():
+            values[name] = _convert(_BY_NAME[name], raw, str(path))
+            sources[name] = str(path)
+
+    for setting in SETTINGS:
+        key = ENV_PREFIX + setting.name.upper()
+        if key in env:
+            values[setting.name] = _convert(setting, env[key], key)
+            sources[setting.name] = key
+
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in _BY_NAME:
+            raise ConfigurationError(f"unknown setting {name}")
+        values[name] = _convert(_BY_NAME[name], raw, "command line")
+        sources[name] = "command line"
+
+    if values["default_page_size"] > values["max_page_size"]:
+        raise ConfigurationError(
+            f"default_page_size ({values['default_page_size']}) must not exceed "
+            f"max_page_size ({values['max_page_size']})"
+        )
+    return Settings(values, sources)
