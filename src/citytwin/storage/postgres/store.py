@@ -1,0 +1,394 @@
+"""PostgreSQL + PostGIS through an asyncpg connection pool.
+
+Reads run in read-only REPEATABLE READ transactions (a page, its count and its
+expansions see one snapshot); writes run in READ COMMITTED transactions and commit
+before the request is answered. Bulk rows go through COPY. Several citytwin instances may
+share one database: nothing here is cached that another instance could make stale,
+except the set of Observation partitions, and creating one twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
+
+from citytwin.errors import BadRequest, Busy, Conflict, Unavailable
+from citytwin.model import Registry
+from citytwin.model.values import format_utc
+from citytwin.planner.postgres import Geometry, PostgresDialect, ewkb
+from citytwin.planner.tables import Tables
+from citytwin.storage.base import Json, Row, SetupNeeded
+from citytwin.storage.postgres.partitions import TABLE as OBSERVATIONS
+from citytwin.storage.postgres.partitions import Partitions
+
+log = logging.getLogger("citytwin.storage.postgres")
+R = TypeVar("R")
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Json):
+        return orjson.dumps(value.value).decode()
+    if isinstance(value, BaseGeometry):
+        return ewkb(value)
+    return value
+
+
+def dsn_from_url(url: str) -> str:
+    """asyncpg takes postgresql:// URLs; SQLAlchemy-style driver suffixes are dropped."""
+    for prefix in ("postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Released to the pool as is: citytwin leaves no session state behind (no LISTEN,
+    no session settings, transactions always closed), so the reset round trip is saved."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "geometry",
+        schema="public",
+        encoder=lambda b: b,
+        decoder=lambda b: b,
+        format="binary",
+    )
+
+
+async def _run(op: Callable[[], Awaitable[R]]) -> R:
+    """Run a database call; database-side complaints about client input become 4xx."""
+    try:
+        return await op()
+    except asyncpg.exceptions.DataError as exc:
+        raise BadRequest(f"the request cannot be evaluated: {exc}") from None
+    except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+        raise Conflict(f"the change contradicts stored data: {exc}") from None
+    except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError) as exc:
+        raise Busy(f"the database was busy with a conflicting change; retry ({exc})") from None
+    except (
+        OSError,
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.AdminShutdownError,
+    ) as exc:
+        raise Unavailable(f"the database cannot be reached: {exc}") from None
+
+
+class _Reader:
+    readonly = True
+
+    def __init__(self, conn: asyncpg.Connection, store: PostgresStore) -> None:
+        self.conn = conn
+        self.store = store
+        self.tx: Any = None
+
+    async def _begin(self) -> None:
+        if self.tx is None:
+            if self.readonly:
+                self.tx = self.conn.transaction(isolation="repeatable_read", readonly=True)
+            else:
+                self.tx = self.conn.transaction()
+            await self.tx.start()
+
+    def _sql(
+        self, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> tuple[str, list[Any]]:
+        return self.store.dialect.compile(stmt, params)  # type: ignore[arg-type]
+
+    async def fetch(
+        self, stmt: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        await self._begin()
+        sql, args = self._sql(stmt, params)
+        rows: list[Row] = await _run(lambda: self.conn.fetch(sql, *args))
+        return rows
+
+    async def scalar(self, stmt: sa.Executable, params: Mapping[str, Any] | None = None) -> Any:
+        await self._begin()
+        sql, args = self._sql(stmt, params)
+        return await _run(lambda: self.conn.fetchval(sql, *args))
+
+    async def estimate_count(self, stmt: sa.Executable) -> int | None:
+        """The planner's row estimate for a query, without running it."""
+        await self._begin()
+        sql, params = self._sql(stmt)
+        plan = await _run(lambda: self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *params))
+        data = orjson.loads(plan) if isinstance(plan, str) else plan
+        return int(data[0]["Plan"]["Plan Rows"])
+
+
+class _Writer(_Reader):
+    readonly = False
+
+    def __init__(self, conn: asyncpg.Connection, store: PostgresStore) -> None:
+        super().__init__(conn, store)
+        self.wrote = False  # holds locks that making a partition would wait for
+
+    async def _partitions(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Make the Observations partitions ``rows`` need before they are written.
+
+        A partition is made on a connection of its own, which waits for every open
+        transaction that has written to Observations or to a table they refer to. So it
+        is made here only while this transaction has written nothing; otherwise the
+        transaction is given up and the write asked to set up first and run again.
+        """
+        if table != OBSERVATIONS:
+            return
+        partitions = self.store.partitions
+        months = partitions.missing(rows)
+        if not months:
+            return
+        if self.wrote:
+            raise SetupNeeded(
+                "new Observations partitions are needed",
+                lambda: partitions.create_apart(months),
+            )
+        await partitions.create_apart(months)
+
+    async def insert(self, table: str, values: Mapping[str, Any]) -> int:
+        await self._partitions(table, [values])
+        await self._begin()
+        self.wrote = True
+        sql, names = self.store.insert_sql(table, tuple(values))
+        args = [_encode(values[n]) for n in names]
+        if self.store.has_id(table):
+            return int(await _run(lambda: self.conn.fetchval(sql, *args)))
+        await _run(lambda: self.conn.execute(sql, *args))
+        return 0
+
+    async def insert_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        await self._partitions(table, rows)
+        await self._begin()
+        self.wrote = True
+        columns = list(rows[0])
+        encoded = self.store.encoded_columns(table)
+        at = [i for i, c in enumerate(columns) if c in encoded]  # JSON and geometry
+        get = operator.itemgetter(*columns)
+        if len(columns) == 1:
+            records = [(get(r),) for r in rows]
+        elif not at:
+            records = [get(r) for r in rows]
+        else:
+            records = []
+            for r in rows:
+                values = list(get(r))
+                for i in at:
+                    values[i] = _encode(values[i])
+                records.append(tuple(values))
+        await _run(lambda: self.conn.copy_records_to_table(table, records=records, columns=columns))
+
+    async def reserve_ids(self, table: str, n: int) -> list[int]:
+        await self._begin()
+        seq = f"{table}_id_seq"
+        rows = await self.conn.fetch(
+            "SELECT nextval($1::regclass) FROM generate_series(1, $2)", seq, n
+        )
+        return [r[0] for r in rows]
+
+    async def update(self, table: str, row_id: int, values: Mapping[str, Any]) -> None:
+        if not values:
+            return
+        await self._partitions(table, [values])
+        await self._begin()
+        t = self.store.tables.metadata.tables[table]
+        stmt = (
+            sa.update(t)
+            .where(t.c.id == row_id)
+            .values({k: sa.bindparam(k, _encode(v), type_=t.c[k].type) for k, v in values.items()})
+        )
+        await self.execute(stmt)
+
+    async def execute(self, stmt: sa.Executable, params: Mapping[str, Any] | None = None) -> int:
+        self.wrote = True
+        await self._begin()
+        sql, args = self._sql(stmt, params)
+        status = await _run(lambda: self.conn.execute(sql, *args))
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def execute_many(self, stmt: sa.Executable, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
+        self.wrote = True
+        await self._begin()
+        compiled = [self._sql(stmt, p) for p in params]
+        sql = compiled[0][0]
+        await _run(lambda: self.conn.executemany(sql, [args for _, args in compiled]))
+
+
+class PostgresStore:
+    """The production storage backend."""
+
+    def __init__(self, url: str, registry: Registry, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.dsn = dsn_from_url(url)
+        self.registry = registry
+        self.dialect = PostgresDialect()
+        self.tables = Tables(registry, self.dialect.column_types)
+        self.pool_size = pool_size
+        self.pool: asyncpg.Pool | None = None
+        self.partitions = Partitions(self)
+        self._insert_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+        self._encoded: dict[str, frozenset[str]] = {}
+
+    def encoded_columns(self, table: str) -> frozenset[str]:
+        """Columns whose values need encoding for the driver (JSON, geometry)."""
+        found = self._encoded.get(table)
+        if found is None:
+            t = self.tables.metadata.tables[table]
+            found = self._encoded[table] = frozenset(
+                c.name for c in t.c if isinstance(c.type, sa.JSON | Geometry)
+            )
+        return found
+
+    def has_id(self, table: str) -> bool:
+        return "id" in self.tables.metadata.tables[table].c
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            init=_init_connection,
+            connection_class=_Connection,
+        )
+        await self.partitions.load()
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        assert self.pool is not None, "the store is not open"
+        try:
+            conn = await self.pool.acquire()
+        except (OSError, asyncpg.exceptions.PostgresConnectionError) as exc:
+            raise Unavailable(f"the database cannot be reached: {exc}") from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[_Reader]:
+        async with self.connection() as conn:
+            r = _Reader(conn, self)
+            try:
+                yield r
+            finally:
+                if r.tx is not None:
+                    await r.tx.rollback()  # read-only: nothing to keep
+
+    @asynccontextmanager
+    async def writer(self) -> AsyncIterator[_Writer]:
+        async with self.connection() as conn:
+            w = _Writer(conn, self)
+            try:
+                yield w
+            except BaseException:
+                if w.tx is not None:
+                    await w.tx.rollback()
+                raise
+            else:
+                if w.tx is not None:
+                    await w.tx.commit()
+
+    def decode_time(self, value: Any) -> datetime | None:
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def format_time(self) -> Callable[[Any], str]:
+        return format_utc
+
+    def stored_row(self, values: Mapping[str, Any]) -> Row:
+        return {k: _encode(v) for k, v in values.items()}
+
+    def insert_sql(self, table: str, columns: tuple[str, ...]) -> tuple[str, list[str]]:
+        key = (table, columns)
+        hit = self._insert_sql.get(key)
+        if hit is None:
+            t = self.tables.metadata.tables[table]
+            stmt: Any = sa.insert(t).values(
+                {c: sa.bindparam(c, type_=t.c[c].type) for c in columns}
+            )
+            if self.has_id(table):
+                stmt = stmt.returning(t.c.id)
+            compiled = stmt.compile(dialect=self.dialect.sa_dialect)
+            hit = (compiled.string, list(getattr(compiled, "positiontup", None) or []))
+            self._insert_sql[key] = hit
+        return hit
+
+    # --- schema ---------------------------------------------------------------------------
+    @staticmethod
+    def migrations() -> list[tuple[int, str, str]]:
+        folder = resources.files("citytwin.storage.postgres").joinpath("migrations")
+        found = []
+        for entry in folder.iterdir():
+            if entry.name.endswith(".sql"):
+                found.append(
+                    (int(entry.name.split("_", 1)[0]), entry.name, entry.read_text("utf-8"))
+                )
+        return sorted(found)
+
+    async def _version(self, conn: asyncpg.Connection) -> int:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+        )
+        return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def schema_version(self) -> int:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await self._version(conn)
+        finally:
+            await conn.close()
+
+    async def migrate(self) -> list[str]:
+        conn = await asyncpg.connect(self.dsn)
+        applied = []
+        try:
+            # one migrator at a time, even with several instances starting together
+            await conn.execute("SELECT pg_advisory_lock(hashtext('citytwin-migrate'))")
+            current = await self._version(conn)
+            known = self.migrations()
+            newest = known[-1][0] if known else 0
+            if current > newest:
+                raise RuntimeError(
+                    f"database has schema version {current}, newer than this citytwin knows "
+                    f"({newest}); upgrade citytwin"
+                )
+            for version, name, sql in known:
+                if version <= current:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) "
+                        "VALUES ($1, $2, $3)",
+                        version,
+                        name,
+                        datetime.now(UTC),
+                    )
+                applied.append(name)
+        finally:
+            await conn.close()
+        return applied
