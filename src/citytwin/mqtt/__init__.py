@@ -1,0 +1,126 @@
+"""The SensorThings MQTT extension: create Observations by publishing, receive changes by
+subscribing. See docs/mqtt.md for topics, delivery guarantees and broker set-up."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Protocol
+
+from citytwin.bus import Bus
+from citytwin.errors import ConfigurationError
+from citytwin.metrics import Metrics
+from citytwin.mqtt.ingest import Ingest
+from citytwin.mqtt.notify import Notifier, Subscriptions
+from citytwin.service import Service
+from citytwin.settings import Settings
+
+log = logging.getLogger("citytwin.mqtt")
+
+
+class Transport(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+class Mqtt:
+    """The MQTT side of one citytwin instance."""
+
+    def __init__(
+        self, service: Service, settings: Settings, bus: Bus, metrics: Metrics, base_url: str
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.bus = bus
+        self.metrics = metrics
+        self.instance = settings.mqtt_client_id or f"{socket.gethostname()}-{settings.port}"
+        self.subscriptions = Subscriptions(
+            service.registry,
+            expand=settings.mqtt_expand_topics,
+            filter_=settings.mqtt_filter_topics,
+        )
+        self.ingest = Ingest(service, self.publish, base_url, settings.mqtt_error_topic, metrics)
+        self.notifier = Notifier(service, self.subscriptions, self.publish, base_url, metrics)
+        self.transport: Transport | None = None
+        self.state = "off"
+        self._unsubscribe: list[object] = []
+        self._slot_lock: int | None = None
+
+    async def start(self) -> None:
+        mode = self.settings.mqtt
+        if mode == "off":
+            return
+        if mode == "embedded":
+            from citytwin.mqtt.embedded import EmbeddedBroker
+
+            broker = EmbeddedBroker(
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+                self.settings.mqtt_ws_port,
+                self.ingest,
+                self.subscriptions,
+            )
+            try:
+                await broker.start()
+            except OSError as exc:
+                self.state = f"off: the embedded broker could not listen ({exc})"
+                log.error(
+                    "MQTT is off: the embedded broker could not listen on %s:%s (%s); "
+                    "set mqtt_port, or mqtt to an external broker",
+                    self.settings.mqtt_host,
+                    self.settings.mqtt_port,
+                    exc,
+                )
+                return
+            self.transport = broker
+            self.state = f"embedded on {self.settings.mqtt_host}:{self.settings.mqtt_port}"
+        else:
+            from citytwin.mqtt.external import ExternalBroker
+
+            if self.settings.workers > 1:
+                self.instance = self._worker_slot()
+            external = ExternalBroker(
+                mode, self.instance, self.ingest, self.subscriptions, self.bus, self.metrics
+            )
+            self.bus.subscribe_batches(external.publish_events)
+            await external.start()
+            self.transport = external
+            self.state = f"external at {external.host}:{external.port}"
+        self.bus.subscribe(self.notifier.on_event)
+        self.notifier.start()
+
+    def _worker_slot(self) -> str:
+        """Worker processes of one server need client ids of their own, and the same ones
+        after a restart (so that each finds its persistent session again): each takes
+        the first free numbered lock in data_dir, held for the life of the process."""
+        directory = Path(self.settings.data_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.instance)
+        for slot in range(4 * self.settings.workers):
+            fd = os.open(directory / f"mqtt-{name}-worker-{slot}.lock", os.O_CREAT | os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._slot_lock = fd  # released when the process ends
+            return f"{self.instance}-{slot}"
+        raise ConfigurationError(f"no free MQTT worker slot in {directory}")
+
+    async def stop(self) -> None:
+        if self.transport is None:
+            return
+        await self.notifier.stop()
+        await self.transport.stop()
+        self.transport = None
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        if self.transport is not None:
+            await self.transport.publish(topic, payload)

@@ -1,0 +1,166 @@
+"""The embedded MQTT broker (amqtt), for zero-setup installations.
+
+Two things go beyond a plain broker, both through amqtt's own extension points:
+
+* a publish to a create topic is stored (or refused on the error topic) *before* the broker
+  acknowledges it, by a protocol handler that runs the ingest first; the raw publish is
+  not forwarded to subscribers, who receive the created entity as a notification instead;
+* subscriptions are reported to citytwin by a broker plugin, so that notifications are
+  computed for exactly the topics somebody listens to.
+
+When the database cannot be reached, a QoS 1 or 2 publish is not acknowledged: the
+connection is closed and the client sends the publish again after reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.errors import BrokerError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BasePlugin
+from amqtt.session import INCOMING
+
+from citytwin.errors import Unavailable
+from citytwin.mqtt.ingest import Ingest
+from citytwin.mqtt.notify import Subscriptions
+
+log = logging.getLogger("citytwin.mqtt")
+
+
+class _StaHandler(BrokerProtocolHandler):  # type: ignore[misc]
+    """Stores creates before the acknowledgement of the protocol flow."""
+
+    citytwin: CitytwinBroker
+
+    async def _ingest_first(self, app_message: Any) -> None:
+        if app_message.direction != INCOMING or not self.citytwin.sta_ingest.is_create(
+            app_message.topic
+        ):
+            return
+        client = self.session.client_id if self.session else None
+        try:
+            await self.citytwin.sta_ingest.handle(
+                app_message.topic, bytes(app_message.data), client
+            )
+        except Unavailable as exc:
+            if app_message.qos == 0:
+                raise
+            log.warning(
+                "database unavailable, publish on %s not acknowledged: %s",
+                app_message.topic,
+                exc.message,
+            )
+            if self.writer is not None:
+                await self.writer.close()  # the client reconnects and sends it again
+            raise
+
+    async def _handle_qos0_message_flow(self, app_message: Any) -> None:
+        try:
+            await self._ingest_first(app_message)
+        except Unavailable as exc:  # QoS 0 is at most once: not stored, and said so
+            client = self.session.client_id if self.session else None
+            await self.citytwin.sta_ingest.report(
+                app_message.topic, bytes(app_message.data), client, 503, exc.message
+            )
+            return
+        await super()._handle_qos0_message_flow(app_message)
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        await self._ingest_first(app_message)
+        await super()._handle_qos1_message_flow(app_message)
+
+    async def _handle_qos2_message_flow(self, app_message: Any) -> None:
+        await self._ingest_first(app_message)
+        await super()._handle_qos2_message_flow(app_message)
+
+
+class CitytwinBroker(Broker):  # type: ignore[misc]
+    def __init__(
+        self, config: dict[str, Any], ingest: Ingest, subscriptions: Subscriptions
+    ) -> None:
+        super().__init__(config)
+        self.sta_ingest = ingest
+        self.sta_subscriptions = subscriptions
+
+    async def _handle_message_delivery(
+        self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
+    ) -> bool:
+        message = wait_deliver.result()
+        if message is not None and message.topic and self.sta_ingest.is_create(message.topic):
+            return True  # stored before it was acknowledged; subscribers get the notification
+        return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
+
+    async def _handle_disconnect(
+        self, client_session: Any, handler: Any, disconnect_waiter: asyncio.Future[Any]
+    ) -> None:
+        # amqtt acknowledges a publish before passing it on, and would end the session of a
+        # publisher that disconnects at once with its last publishes still waiting: pass
+        # them on first
+        waiting = client_session.delivered_message_queue
+        while not waiting.empty():
+            taken: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            taken.set_result(waiting.get_nowait())
+            await self._handle_message_delivery(client_session, handler, taken)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    async def _initialize_client_session(self, *args: Any, **kwargs: Any) -> Any:
+        # amqtt has no public hook between receiving a PUBLISH and acknowledging it; the
+        # handler it builds for a new connection becomes ours before it reads any packet
+        handler, session = await super()._initialize_client_session(*args, **kwargs)
+        handler.__class__ = _StaHandler
+        handler.citytwin = self
+        return handler, session
+
+
+def _broker(context: Any) -> CitytwinBroker:
+    broker = context._broker_instance  # amqtt gives plugins their broker only this way
+    assert isinstance(broker, CitytwinBroker)
+    return broker
+
+
+class SubscriptionPlugin(BasePlugin[Any]):  # type: ignore[misc]
+    """Keeps citytwin's table of subscribed topics in step with the broker."""
+
+    async def on_broker_client_subscribed(self, *, client_id: str, topic: str, qos: int) -> None:
+        _broker(self.context).sta_subscriptions.add(client_id, topic)
+
+    async def on_broker_client_unsubscribed(self, *, client_id: str, topic: str) -> None:
+        _broker(self.context).sta_subscriptions.remove(client_id, topic)
+
+    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Any) -> None:
+        if getattr(client_session, "clean_session", True):
+            _broker(self.context).sta_subscriptions.remove_client(client_id)
+
+
+class EmbeddedBroker:
+    def __init__(
+        self, host: str, port: int, ws_port: int, ingest: Ingest, subscriptions: Subscriptions
+    ) -> None:
+        listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
+        if ws_port:
+            listeners["ws"] = {"type": "ws", "bind": f"{host}:{ws_port}"}
+        config = {
+            "listeners": listeners,
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                f"{__name__}.SubscriptionPlugin": {},
+            },
+        }
+        self.broker = CitytwinBroker(config, ingest, subscriptions)
+
+    async def start(self) -> None:
+        """Listen; OSError when a port cannot be had."""
+        try:
+            await self.broker.start()
+        except BrokerError as exc:
+            raise OSError(str(exc)) from None
+
+    async def stop(self) -> None:
+        await asyncio.wait_for(self.broker.shutdown(), timeout=10)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        await self.broker.internal_message_broadcast(topic, payload, 1)

@@ -1,0 +1,281 @@
+"""An external MQTT broker (Mosquitto, EMQX, ...) shared by several citytwin instances.
+
+citytwin is a client of the broker (MQTT 5, persistent session):
+
+* Observations published to create topics reach it through shared subscriptions
+  (``$share/citytwin/...``), so each publish is stored by exactly one instance; the
+  delivery is acknowledged only after the Observation is stored or its refusal is
+  reported. While the database cannot be reached the delivery waits, unacknowledged:
+  if the process ends meanwhile, the broker delivers it again when the persistent
+  session (client id ``mqtt_client_id``) reconnects.
+* The broker reports subscriptions on ``$SYS/broker/log/M/(un)subscribe`` (Mosquitto:
+  ``log_dest topic`` with ``log_type subscribe`` and ``log_type unsubscribe``); instances
+  keep what they learn as retained messages under ``citytwin/subscriptions/`` so that an
+  instance started later knows them too.
+* Notifications carry the user property ``citytwin=notification`` and are ignored as
+  creates; only the instance that made a change announces it.
+* The change-event bus travels between instances on ``citytwin/events/<instance>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from citytwin.bus import Bus, ChangeEvent
+from citytwin.errors import ConfigurationError
+from citytwin.metrics import Metrics
+from citytwin.mqtt.ingest import Ingest
+from citytwin.mqtt.notify import Subscriptions
+from citytwin.mqtt.topics import VERSIONS
+
+log = logging.getLogger("citytwin.mqtt")
+
+SHARE = "$share/citytwin"
+SYS_SUBSCRIBE = "$SYS/broker/log/M/subscribe"
+SYS_UNSUBSCRIBE = "$SYS/broker/log/M/unsubscribe"
+REGISTRY = "citytwin/subscriptions"
+EVENTS = "citytwin/events"
+MARK = ("citytwin", "notification")
+BATCH = 1000  # creates taken from the queue at a time
+_LOG_LINE = re.compile(r"^\d+: (?P<client>\S+) (?:(?P<qos>\d) )?(?P<topic>.+)$")
+
+
+def _marked(message: Any) -> bool:
+    props = getattr(message, "properties", None)
+    return MARK in (getattr(props, "UserProperty", None) or [])
+
+
+class ExternalBroker:
+    def __init__(
+        self,
+        url: str,
+        instance: str,
+        ingest: Ingest,
+        subscriptions: Subscriptions,
+        bus: Bus,
+        metrics: Metrics,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigurationError(f"not an MQTT broker URL: {url}")
+        self.host = parts.hostname
+        self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.tls = parts.scheme == "mqtts"
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.instance = instance
+        self.ingest = ingest
+        self.subscriptions = subscriptions
+        self.bus = bus
+        self.metrics = metrics
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._inbox: list[Any] = []  # filled by paho's thread, emptied into the queue
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
+        self._connected = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self.reports_subscriptions = False
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"citytwin-{instance}",  # stable, so its session survives a restart
+            protocol=paho.MQTTv5,
+        )
+        self.client.manual_ack_set(True)
+        if self.username:
+            self.client.username_pw_set(self.username, self.password)
+        if self.tls:
+            self.client.tls_set()
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    # --- paho's thread ----------------------------------------------------------------------
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason)
+            return
+        topics = [
+            (SYS_SUBSCRIBE, SubscribeOptions(qos=0)),
+            (SYS_UNSUBSCRIBE, SubscribeOptions(qos=0)),
+            (f"{REGISTRY}/#", SubscribeOptions(qos=1)),
+            (f"{EVENTS}/#", SubscribeOptions(qos=1, noLocal=True)),
+        ]
+        for version in VERSIONS:
+            topics.append((f"{SHARE}/{version}/Observations", SubscribeOptions(qos=1)))
+            topics.append((f"{SHARE}/{version}/+/Observations", SubscribeOptions(qos=1)))
+        client.subscribe(topics)
+        self._loop.call_soon_threadsafe(self._connected.set)
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self._loop.call_soon_threadsafe(self._connected.clear)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        # one wake-up of the event loop for all that arrives before it takes them
+        with self._inbox_lock:
+            self._inbox.append(message)
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _take_inbox(self) -> None:
+        with self._inbox_lock:
+            messages, self._inbox = self._inbox, []
+            self._inbox_scheduled = False
+        for message in messages:
+            self._queue.put_nowait(message)
+
+    # --- the event loop ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 24 * 3600  # undelivered creates wait a day for us
+        self.client.connect_async(self.host, self.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        self._worker = asyncio.create_task(self._run(), name="citytwin-mqtt-external")
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout=15)
+        except TimeoutError:
+            log.error(
+                "MQTT broker %s:%s not reachable yet; retrying in the background",
+                self.host,
+                self.port,
+            )
+
+    async def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = [MARK]
+        self.client.publish(topic, payload, qos=1, properties=props)
+
+    async def publish_events(self, events: Sequence[ChangeEvent]) -> None:
+        """Bus listener: tell the other instances about this instance's changes, those
+        of one write in one message."""
+        mine = [e.to_json() for e in events if e.origin is None]
+        if mine:
+            self.client.publish(f"{EVENTS}/{self.instance}", orjson.dumps(mine), qos=1)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())  # what arrived meanwhile
+            creates = []
+            for message in batch:
+                if self._is_create(message):
+                    creates.append(message)
+                else:
+                    await self._settle(message)
+                    self._ack(message)
+            if creates:
+                await self._create(creates)
+                for message in creates:  # in the order they came
+                    self._ack(message)
+
+    async def _settle(self, message: Any) -> None:
+        """Handle a message (not a create) until it may be acknowledged."""
+        try:
+            await self._handle(message)
+        except Exception:
+            log.exception("MQTT message on %s failed", message.topic)
+
+    async def _create(self, messages: list[Any]) -> None:
+        """Store creates together (one transaction where they can share it); those that
+        meet an unreachable database wait, unacknowledged: should this process end
+        meanwhile, the broker delivers them again to this client's persistent session."""
+        delay = 0.5
+        while messages:
+            try:
+                outcomes = await self.ingest.handle_many(
+                    [(m.topic, bytes(m.payload)) for m in messages]
+                )
+            except Exception:
+                log.exception("%d MQTT creates failed", len(messages))
+                return
+            waiting = [m for m, o in zip(messages, outcomes, strict=True) if o is not None]
+            if waiting:
+                reason = next(o for o in outcomes if o is not None)
+                log.warning(
+                    "database unavailable; %d publishes wait (%s)", len(waiting), reason.message
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            messages = waiting
+
+    def _ack(self, message: Any) -> None:
+        if message.qos > 0:
+            self.client.ack(message.mid, message.qos)
+
+    def _is_create(self, message: Any) -> bool:
+        topic: str = message.topic
+        if topic.startswith(("$SYS/", REGISTRY + "/", EVENTS + "/")) or _marked(message):
+            return False
+        return self.ingest.is_create(topic)
+
+    async def _handle(self, message: Any) -> None:
+        """Anything but a create: subscriptions learned, remembered; events of others."""
+        topic: str = message.topic
+        if topic in (SYS_SUBSCRIBE, SYS_UNSUBSCRIBE):
+            self._learn(topic == SYS_SUBSCRIBE, message.payload.decode("utf-8", "replace"))
+        elif topic.startswith(REGISTRY + "/"):
+            self._remember(message.payload)
+        elif topic.startswith(EVENTS + "/"):
+            origin = topic[len(EVENTS) + 1 :]
+            if origin != self.instance:
+                data = orjson.loads(message.payload)
+                events = [
+                    ChangeEvent.from_json(item, origin)
+                    for item in (data if isinstance(data, list) else [data])
+                ]
+                self.metrics.inc("citytwin_bus_remote_events_total", len(events))
+                await self.bus.publish(events)
+
+    def _learn(self, subscribed: bool, line: str) -> None:
+        match = _LOG_LINE.match(line)
+        if match is None:
+            return
+        client, topic = match.group("client"), match.group("topic")
+        if client == f"citytwin-{self.instance}":
+            self.reports_subscriptions = True  # the broker reports subscriptions: good
+            return
+        if subscribed and self.subscriptions.add(client, topic) is None:
+            return  # not a SensorThings topic
+        if not subscribed:
+            self.subscriptions.remove(client, topic)
+        key = hashlib.sha1(f"{client}\0{topic}".encode(), usedforsecurity=False).hexdigest()
+        body = orjson.dumps({"client": client, "topic": topic}) if subscribed else b""
+        self.client.publish(f"{REGISTRY}/{key}", body, qos=1, retain=True)
+
+    def _remember(self, payload: bytes) -> None:
+        if not payload:
+            return  # a cleared record: the unsubscribe was learned from the log already
+        try:
+            record = orjson.loads(payload)
+            self.subscriptions.add(str(record["client"]), str(record["topic"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring a malformed subscription record")

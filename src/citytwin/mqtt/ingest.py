@@ -1,0 +1,109 @@
+"""Observations published over MQTT, stored through the same service as HTTP POSTs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from citytwin.errors import Unavailable
+from citytwin.metrics import Metrics
+from citytwin.mqtt.topics import is_create_topic, try_parse_topic
+from citytwin.service import Request, Response, Service
+
+log = logging.getLogger("citytwin.mqtt")
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class Ingest:
+    """Turns a publish on a create topic into a POST; reports refusals on the error topic."""
+
+    def __init__(
+        self,
+        service: Service,
+        publish: Publish,
+        base_url: str,
+        error_prefix: str,
+        metrics: Metrics,
+    ) -> None:
+        self.service = service
+        self.publish = publish
+        self.base_url = base_url.rstrip("/")
+        self.error_prefix = error_prefix.rstrip("/")
+        self.metrics = metrics
+        self._creates: dict[str, bool] = {}  # topic text -> is it a create topic
+
+    def is_create(self, topic_text: str) -> bool:
+        known = self._creates.get(topic_text)
+        if known is None:
+            topic = try_parse_topic(topic_text, self.service.registry)
+            known = topic is not None and is_create_topic(topic)
+            if len(self._creates) >= 10_000:
+                self._creates.clear()
+            self._creates[topic_text] = known
+        return known
+
+    def error_topic(self, topic_text: str) -> str:
+        return f"{self.error_prefix}/{topic_text}"
+
+    def _request(self, topic_text: str, payload: bytes) -> Request:
+        version, _, rest = topic_text.partition("/")
+        return Request(
+            "POST",
+            version,
+            rest,
+            body=payload,
+            content_type="application/json",
+            base_url=self.base_url,
+            minimal=True,  # nobody reads the answer
+        )
+
+    async def handle(self, topic_text: str, payload: bytes, sender: str | None = None) -> None:
+        """Store the Observation, or publish why not. Raises Unavailable when the database
+        cannot be reached, so that the publish is not acknowledged and comes again."""
+        self.metrics.inc("citytwin_mqtt_received_total")
+        response = await self.service.handle(self._request(topic_text, payload))
+        await self._settle(topic_text, payload, sender, response)
+
+    async def handle_many(self, publishes: list[tuple[str, bytes]]) -> list[Unavailable | None]:
+        """Store several publishes together; for each, None when it is settled (stored or
+        reported), Unavailable when the database could not be reached."""
+        self.metrics.inc("citytwin_mqtt_received_total", len(publishes))
+        responses = await self.service.handle_many([self._request(t, p) for t, p in publishes])
+        outcomes: list[Unavailable | None] = []
+        for (topic_text, payload), response in zip(publishes, responses, strict=True):
+            try:
+                await self._settle(topic_text, payload, None, response)
+                outcomes.append(None)
+            except Unavailable as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _settle(
+        self, topic_text: str, payload: bytes, sender: str | None, response: Response
+    ) -> None:
+        if response.status in (201, 204):
+            self.metrics.inc("citytwin_mqtt_created_total")
+            return
+        if response.status == 503:
+            raise Unavailable(orjson.loads(response.body).get("message", "unavailable"))
+        message = orjson.loads(response.body).get("message", "") if response.body else ""
+        await self.report(topic_text, payload, sender, response.status, message)
+
+    async def report(
+        self, topic_text: str, payload: bytes, sender: str | None, status: int, message: str
+    ) -> None:
+        """Explain on the error topic why a publish was not stored."""
+        self.metrics.inc("citytwin_mqtt_rejected_total")
+        log.warning("refused MQTT publish on %s from %s: %s", topic_text, sender or "?", message)
+        report = {
+            "code": status,
+            "type": "error",
+            "message": message,
+            "topic": topic_text,
+            "sender": sender,
+            "payload": payload[:2000].decode("utf-8", errors="replace"),
+        }
+        await self.publish(self.error_topic(topic_text), orjson.dumps(report))

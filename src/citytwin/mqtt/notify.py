@@ -1,0 +1,256 @@
+"""Subscriptions and the notifications they receive.
+
+The broker (embedded or external) tells the :class:`Subscriptions` which topics clients
+subscribe to. The :class:`Notifier` listens to the change-event bus: for every entity
+created or updated by this instance it finds the subscriptions the entity belongs to
+and publishes, for each, exactly what a GET of the entity (with the topic's ``$select``)
+would return. Events from other instances are left to the instance that made them, so
+each change is announced once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from urllib.parse import quote, urlencode
+
+import orjson
+import sqlalchemy as sa
+
+from citytwin.bus import ChangeEvent
+from citytwin.metrics import Metrics
+from citytwin.model import Registry
+from citytwin.mqtt.topics import Topic, try_parse_topic
+from citytwin.query import unparse
+from citytwin.service import Request, Service
+from citytwin.storage.base import Row
+
+log = logging.getLogger("citytwin.mqtt")
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class Subscriptions:
+    """Which topics are subscribed, by whom; parsed once, indexed by entity type."""
+
+    def __init__(self, registry: Registry, *, expand: bool = False, filter_: bool = False) -> None:
+        self.registry = registry
+        self.expand = expand
+        self.filter = filter_
+        self._clients: dict[str, set[str]] = defaultdict(set)  # topic text -> client ids
+        self._parsed: dict[str, Topic] = {}
+        self._by_type: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, client: str, topic_text: str) -> Topic | None:
+        topic = self._parsed.get(topic_text) or try_parse_topic(
+            topic_text, self.registry, expand=self.expand, filter_=self.filter
+        )
+        if topic is None:
+            return None  # not a SensorThings topic (or a form not enabled): nothing to send
+        self._parsed[topic_text] = topic
+        self._clients[topic_text].add(client)
+        self._by_type[self._type_of(topic)].add(topic_text)
+        return topic
+
+    def remove(self, client: str, topic_text: str) -> None:
+        clients = self._clients.get(topic_text)
+        if clients is None:
+            return
+        clients.discard(client)
+        if not clients:
+            del self._clients[topic_text]
+            topic = self._parsed.pop(topic_text)
+            self._by_type[self._type_of(topic)].discard(topic_text)
+
+    def remove_client(self, client: str) -> None:
+        for topic_text in [t for t, cs in self._clients.items() if client in cs]:
+            self.remove(client, topic_text)
+
+    def for_type(self, entity_type: str) -> list[Topic]:
+        return [self._parsed[t] for t in sorted(self._by_type.get(entity_type, ()))]
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def _type_of(self, topic: Topic) -> str:
+        """The entity type whose changes a topic announces."""
+        et = self.registry.by_set(topic.path.segments[0].name)
+        assert et is not None  # the topic parsed
+        for seg in topic.path.segments[1:]:
+            nav = et.navigation(seg.name)
+            assert nav is not None
+            et = self.registry.target(nav)
+        return et.name
+
+
+class Notifier:
+    """Publishes notifications for this instance's changes, in order, off the request."""
+
+    def __init__(
+        self,
+        service: Service,
+        subscriptions: Subscriptions,
+        publish: Publish,
+        base_url: str,
+        metrics: Metrics,
+        *,
+        retry_seconds: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.subscriptions = subscriptions
+        self.publish = publish
+        self.base_url = base_url.rstrip("/")
+        self.metrics = metrics
+        self.retry_seconds = retry_seconds
+        self._queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: ChangeEvent) -> None:
+        """Bus listener: queue local creations and updates."""
+        if event.origin is None and event.kind != "deleted" and len(self.subscriptions):
+            self._queue.put_nowait(event)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="citytwin-mqtt-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+
+    async def drained(self) -> None:
+        """Wait until every queued event has been announced (for tests and shutdown)."""
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                if event is None:
+                    return
+                await self.notify(event)
+            except Exception:
+                log.exception("notification for %s failed", event)
+                self.metrics.inc("citytwin_mqtt_notification_failures_total")
+            finally:
+                self._queue.task_done()
+
+    async def notify(self, event: ChangeEvent) -> None:
+        topics = self.subscriptions.for_type(event.entity_type)
+        if not topics:
+            return
+        et = self.service.registry.type(event.entity_type)
+        fetched: list[Row | None] = []
+
+        async def row() -> Row | None:
+            if not fetched:
+                fetched.append(await self._row(et.table, event.entity_id))
+            return fetched[0]
+
+        payloads: dict[tuple[str, str], bytes | None] = {}
+        for topic in topics:
+            if topic.is_property and (
+                event.kind != "updated" or topic.path.property not in event.changed
+            ):
+                continue
+            if not await self._matches(topic, event, row):
+                continue
+            if topic.is_property:
+                key = (topic.version, f"property:{topic.path.property}")
+            else:
+                key = (topic.version, self._query_of(topic))
+            if key not in payloads:
+                payloads[key] = await self._payload(topic, et.set_name, event.entity_id)
+            payload = payloads[key]
+            if payload is not None:
+                await self.publish(topic.text, payload)
+                self.metrics.inc("citytwin_mqtt_notifications_total")
+
+    # --- which subscriptions an entity belongs to ---------------------------------------------
+    async def _matches(
+        self, topic: Topic, event: ChangeEvent, row: Callable[[], Awaitable[Row | None]]
+    ) -> bool:
+        segs = topic.path.segments
+        if len(segs) == 1:
+            if segs[0].id is not None and segs[0].id != event.entity_id:
+                return False
+            return topic.options.filter is None or await self._in_target(topic, event)
+        if (
+            len(segs) == 2
+            and segs[0].id is not None
+            and segs[1].id is None
+            and topic.options.filter is None
+        ):
+            # Datastreams(1)/Observations: compare the foreign key, no query per topic
+            parent = self.service.registry.by_set(segs[0].name)
+            assert parent is not None
+            nav = parent.navigation(segs[1].name)
+            assert nav is not None
+            inverse = self.service.registry.inverse(nav)
+            if inverse.fk is not None:
+                found = await row()
+                return found is not None and found[inverse.fk] == segs[0].id
+        return await self._in_target(topic, event)
+
+    async def _in_target(self, topic: Topic, event: ChangeEvent) -> bool:
+        """The general test: is the entity among those the topic's path and filter name?"""
+        planner = self.service.planner()
+        target = planner.resolve(topic.path)
+        conds = list(target.conditions)
+        conds.append(target.scope.col(target.et.id_column) == event.entity_id)
+        if topic.options.filter is not None:
+            conds.append(planner.compiler.condition(topic.options.filter, target.scope))
+        check = planner.ancestors_exist(target)
+        stmt: sa.Select[tuple[int]] = (
+            sa.select(sa.literal_column("1")).select_from(target.scope.table).where(*conds)
+        )
+        async with self.service.storage.reader() as r:
+            if check is not None and await r.scalar(check) is None:
+                return False
+            return await r.scalar(stmt) is not None
+
+    async def _row(self, table: str, entity_id: int) -> Row | None:
+        t = self.service.storage.tables.metadata.tables[table]
+        async with self.service.storage.reader() as r:
+            rows = await r.fetch(sa.select(t).where(t.c.id == entity_id))
+        return rows[0] if rows else None
+
+    # --- what is sent -----------------------------------------------------------------------
+    @staticmethod
+    def _query_of(topic: Topic) -> str:
+        opts = replace(topic.options, filter=None)
+        return urlencode(unparse.option_pairs(opts), quote_via=quote, safe="$")
+
+    async def _payload(self, topic: Topic, set_name: str, entity_id: int) -> bytes | None:
+        """The body of GET on the entity (or its property), retried while storage is down."""
+        if topic.is_property:
+            path = f"{set_name}({entity_id})/{topic.path.property}"
+            query: list[tuple[str, str]] = []
+        else:
+            path = f"{set_name}({entity_id})"
+            query = unparse.option_pairs(replace(topic.options, filter=None))
+        request = Request("GET", topic.version, path, query, base_url=self.base_url)
+        delay = 0.2
+        waited = 0.0
+        while True:
+            response = await self.service.handle(request)
+            if response.status == 200:
+                return response.body
+            if response.status in (404, 204):
+                return None  # deleted meanwhile, or a property without value
+            if response.status < 500 or waited >= self.retry_seconds:
+                log.warning(
+                    "no notification on %s: %s %s",
+                    topic.text,
+                    response.status,
+                    orjson.loads(response.body or b"{}").get("message"),
+                )
+                self.metrics.inc("citytwin_mqtt_notification_failures_total")
+                return None
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
