@@ -239,7 +239,8 @@ class PostgresDatabase:
         from citytwin.storage.postgres.partitions import create_sql
 
         for month in _months():
-            await self._c().execute(create_sql(month))
+            for sql in create_sql(month):
+                await self._c().execute(sql)
 
     def row(self, ds_id: int, feature_id: int, micros: int, value: float) -> Row:
         t = micros_to_datetime(micros)

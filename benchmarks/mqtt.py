@@ -175,6 +175,9 @@ class Subscribers:
             proc.wait(timeout=10)
         self._thread.join(timeout=5)
         self._selector.close()
+        for proc in self.procs:
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 class Publisher:
@@ -277,11 +280,14 @@ async def ingest(
     """Observations per second that reached the database, and how many did."""
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     payloads = _observations(datastreams, opts.messages, start)
-    before = int((await db.fetch("SELECT coalesce(max(id), 0) FROM observations"))[0][0])
+    # counted by the Datastreams' maintained counts, which each insert's transaction
+    # updates: new ids are no measure, since each PostgreSQL connection takes them from
+    # the sequence 64 at a time, so a new row may have a lower id than an older one
+    total = "SELECT coalesce(sum(observation_count), 0) FROM datastreams"
+    before = int((await db.fetch(total))[0][0])
 
     async def stored() -> int:
-        rows = await db.fetch(f"SELECT count(*) FROM observations WHERE id > {before}")
-        return int(rows[0][0])
+        return int((await db.fetch(total))[0][0]) - before
 
     batches = [("v1.1/Observations", b) for b in _split(payloads, opts.publishers)]
     t0 = time.perf_counter()

@@ -1,0 +1,97 @@
+"""The benchmark harness runs end to end on a tiny dataset, on both backends.
+
+Nothing here is timed: the figures only have to exist and be consistent. The point is
+that `citytwin bench` keeps working as the server changes under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+from benchmarks.mqtt import MqttOptions, mosquitto_binary
+from benchmarks.runner import Options, run
+
+from tests.support import REQUIRE_ENV, Databases
+
+
+def _mqtt_brokers() -> tuple[str, ...]:
+    if mosquitto_binary() and shutil.which("mosquitto_pub") and shutil.which("mosquitto_sub"):
+        return ("external", "embedded")
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail("the MQTT benchmarks need mosquitto and mosquitto-clients")
+    return ()  # the HTTP part still runs; apt-get install mosquitto mosquitto-clients for all
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    if backend == "postgresql" and not databases.postgres_ready():
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(str(databases.problem))
+        pytest.skip(str(databases.problem))
+    db = databases.create(backend, tmp_path)
+    brokers = _mqtt_brokers()
+    options = Options(
+        db=db,
+        observations=600,
+        datastreams=3,
+        repeat=1,
+        seconds=0.5,
+        clients=(1, 2),
+        bulk_size=20,
+        bulk_requests=1,
+        samples=5,
+        warmup=0,
+        load_batch=200,
+        results_dir=tmp_path / "results",
+        workers=1,
+        mqtt=MqttOptions(
+            brokers=brokers,
+            publishers=1,
+            messages=100,
+            subscribers=2,
+            fanout_observations=3,
+            latency_samples=3,
+        ),
+    )
+    try:
+        result = asyncio.run(run(options))
+    finally:
+        databases.drop(db)
+
+    assert result["backend"] == backend
+    assert result["dataset"]["observations"] == 600
+    reads = result["reads"]
+    assert set(reads) == {"top100", "time_range", "count", "latest", "relation_filter"}
+    for name, read in reads.items():
+        assert read["check"] == "ok", name  # the answer was the expected one
+        for side in ("api", "raw"):
+            assert read[side]["p50_ms"] > 0, (name, side)
+            assert read[side]["p95_ms"] >= read[side]["p50_ms"], (name, side)
+    single = result["writes"]["single_post"]
+    assert set(single) == {"1", "2"}
+    for rate in [*single.values(), result["writes"]["bulk"]]:
+        assert rate["api"]["median"] > 0
+        assert rate["raw"]["median"] > 0
+    if brokers:
+        assert set(result["mqtt"]) == set(brokers)
+        for broker in brokers:
+            for qos in ("qos0", "qos1"):
+                ingest = result["mqtt"][broker]["ingest"][qos]
+                assert ingest["published"] == 100
+                if qos == "qos1":  # acknowledged: every one stored, and counted
+                    assert ingest["stored"] == [100], (broker, ingest)
+            assert result["mqtt"][broker]["fanout"]["api"]["delivered"] == 2 * 3
+    names = [c["name"] for c in result["targets"]["checks"]]
+    assert "bulk ingest through the API / raw bulk rate" in names
+    [stored] = options.results_dir.glob(f"*-{backend}.json")
+    assert orjson.loads(stored.read_bytes())["targets"] == result["targets"]
+    table = stored.with_suffix(".md").read_text()
+    assert "citytwin/raw" in table
+    assert "time-range page" in table
