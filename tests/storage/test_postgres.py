@@ -261,6 +261,24 @@ def test_a_new_month_is_made_while_a_long_read_of_observations_goes_on(pg_url: s
     assert "observations_y2009m09" in run(scenario())
 
 
+def test_every_connection_plans_statements_for_their_own_values(pg_url: str) -> None:
+    """A generic plan cannot prune the Observations partitions by a query's times."""
+
+    async def scenario() -> list[str]:
+        store = PostgresStore(pg_url, REGISTRY, pool_size=3)
+        await store.open()
+        try:
+            modes = []
+            async with store.reader() as r1, store.reader() as r2, store.writer() as w:
+                for c in (r1, r2, w):
+                    modes.append(await c.scalar(sa.text("SHOW plan_cache_mode")))
+            return modes
+        finally:
+            await store.close()
+
+    assert run(scenario()) == ["force_custom_plan"] * 3
+
+
 def test_copy_writes_json_and_geometry(pg_url: str) -> None:
     async def scenario() -> list[Any]:
         store = PostgresStore(pg_url, REGISTRY)

@@ -53,7 +53,8 @@ def dsn_from_url(url: str) -> str:
 
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     """Released to the pool as is: citytwin leaves no session state behind (no LISTEN,
-    no session settings, transactions always closed), so the reset round trip is saved."""
+    no settings beyond those every connection gets when it is opened, transactions always
+    closed), so the reset round trip is saved."""
 
     def get_reset_query(self) -> str:
         return ""
@@ -67,6 +68,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=lambda b: b,
         format="binary",
     )
+    # asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
+    # plan, which cannot prune the Observations partitions by the query's times: a
+    # time-range page went from 11 to 21 ms at 10M Observations. Planning each time
+    # costs well under a millisecond.
+    await conn.execute("SET plan_cache_mode = force_custom_plan")
 
 
 async def _run(op: Callable[[], Awaitable[R]]) -> R:
