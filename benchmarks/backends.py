@@ -208,6 +208,7 @@ class PostgresDatabase:
             )
         self.admin_dsn = urlunsplit(parts._replace(path="/postgres"))
         self.conn: asyncpg.Connection | None = None
+        self.read_conn: asyncpg.Connection | None = None
         self._sql = _statements("dollar", "postgresql")
 
     async def reset(self) -> None:
@@ -224,14 +225,16 @@ class PostgresDatabase:
 
     async def open(self) -> None:
         self.conn = await asyncpg.connect(self.dsn)
-        # as citytwin's connections do: a generic plan of a prepared statement over the
-        # partitioned Observations table can be twice as slow as a custom one
-        await self.conn.execute("SET plan_cache_mode = force_custom_plan")
+        # the raw reads plan as citytwin's reads do: a generic plan of a prepared
+        # statement over the partitioned Observations table can be twice as slow
+        self.read_conn = await asyncpg.connect(self.dsn)
+        await self.read_conn.execute("SET plan_cache_mode = force_custom_plan")
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-            self.conn = None
+        for conn in (self.conn, self.read_conn):
+            if conn is not None:
+                await conn.close()
+        self.conn = self.read_conn = None
 
     def _c(self) -> asyncpg.Connection:
         assert self.conn is not None, "the database is not open"
@@ -310,8 +313,9 @@ class PostgresDatabase:
     async def query(self, name: str, params: dict[str, Any]) -> float:
         sql, order = self._sql[name]
         args = [params[p] for p in order]
+        assert self.read_conn is not None, "the database is not open"
         start = time.perf_counter()
-        await self._c().fetch(sql, *args)
+        await self.read_conn.fetch(sql, *args)
         return time.perf_counter() - start
 
     async def describe(self) -> dict[str, Any]:

@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
         "pg_pool_size",
         int,
         10,
-        "Connections per instance in the PostgreSQL pool.",
+        "Connections per instance in each PostgreSQL pool (one pool reads, one writes).",
         _positive,
     ),
     Setting("auto_migrate", bool, True, "Apply pending schema migrations when the server starts."),

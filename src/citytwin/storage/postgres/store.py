@@ -1,4 +1,4 @@
-"""PostgreSQL + PostGIS through an asyncpg connection pool.
+"""PostgreSQL + PostGIS through two asyncpg connection pools, one for reads, one for writes.
 
 Reads run in read-only REPEATABLE READ transactions (a page, its count and its
 expansions see one snapshot); writes run in READ COMMITTED transactions and commit
@@ -68,10 +68,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=lambda b: b,
         format="binary",
     )
-    # asyncpg prepares every statement; after five runs PostgreSQL may switch to a generic
-    # plan, which cannot prune the Observations partitions by the query's times: a
-    # time-range page went from 11 to 21 ms at 10M Observations. Planning each time
-    # costs well under a millisecond.
+
+
+async def _init_read_connection(conn: asyncpg.Connection) -> None:
+    """Reads plan each statement for its own values. asyncpg prepares every statement,
+    and after five runs PostgreSQL may keep a generic plan, which cannot prune the
+    Observations partitions by the query's times: a 1,000-row time-range page at 10M
+    Observations went from 11 to 21 ms. Writes keep cached plans, since each
+    foreign-key check of a COPY runs a cached query per row (planning it every time
+    halved the bulk rate)."""
+    await _init_connection(conn)
     await conn.execute("SET plan_cache_mode = force_custom_plan")
 
 
@@ -248,7 +254,8 @@ class PostgresStore:
         self.dialect = PostgresDialect()
         self.tables = Tables(registry, self.dialect.column_types)
         self.pool_size = pool_size
-        self.pool: asyncpg.Pool | None = None
+        self.pool: asyncpg.Pool | None = None  # writes
+        self.read_pool: asyncpg.Pool | None = None
         self.partitions = Partitions(self)
         self._insert_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
         self._encoded: dict[str, frozenset[str]] = {}
@@ -267,35 +274,45 @@ class PostgresStore:
         return "id" in self.tables.metadata.tables[table].c
 
     async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self.pool_size,
-            init=_init_connection,
-            connection_class=_Connection,
-        )
+        self.pool = await self._pool(_init_connection)
+        self.read_pool = await self._pool(_init_read_connection)
         await self.partitions.load()
 
+    async def _pool(self, init: Callable[[asyncpg.Connection], Awaitable[None]]) -> asyncpg.Pool:
+        try:
+            return await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                init=init,
+                connection_class=_Connection,
+            )
+        except BaseException:
+            await self.close()
+            raise
+
     async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+        for pool in (self.pool, self.read_pool):
+            if pool is not None:
+                await pool.close()
+        self.pool = self.read_pool = None
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        assert self.pool is not None, "the store is not open"
+    async def connection(self, *, read: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        pool = self.read_pool if read else self.pool
+        assert pool is not None, "the store is not open"
         try:
-            conn = await self.pool.acquire()
+            conn = await pool.acquire()
         except (OSError, asyncpg.exceptions.PostgresConnectionError) as exc:
             raise Unavailable(f"the database cannot be reached: {exc}") from None
         try:
             yield conn
         finally:
-            await self.pool.release(conn)
+            await pool.release(conn)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[_Reader]:
-        async with self.connection() as conn:
+        async with self.connection(read=True) as conn:
             r = _Reader(conn, self)
             try:
                 yield r
