@@ -76,6 +76,8 @@ def _run_server(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("amqtt", "transitions"):  # the embedded broker's state-machine chatter
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     storage = _storage(settings)
     if settings.auto_migrate:
         for name in asyncio.run(storage.migrate()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -282,7 +283,7 @@ def test_notifications_wait_for_a_briefly_unavailable_database(
 
 
 def test_a_taken_mqtt_port_leaves_http_serving_and_says_why(
-    db_url: str, tmp_path: Path, broker_port: int
+    db_url: str, tmp_path: Path, broker_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     import socket
 
@@ -296,6 +297,11 @@ def test_a_taken_mqtt_port_leaves_http_serving_and_says_why(
             assert c.create("Things", thing("Still serving")) == 1
         finally:
             c.close()
+    # said once, by citytwin, with what to do; not as the broker library's traceback
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["citytwin.mqtt"]
+    assert "set mqtt_port" in errors[0].getMessage()
+    assert errors[0].exc_info is None
 
 
 def test_qos_2_publishes_are_stored_exactly_once(

@@ -153,11 +153,17 @@ class EmbeddedBroker:
         self.broker = CitytwinBroker(config, ingest, subscriptions)
 
     async def start(self) -> None:
-        """Listen; OSError when a port cannot be had."""
+        """Listen; OSError when a port cannot be had (the caller says so, once: the
+        broker library's own traceback of it is kept out of the log)."""
+        library = logging.getLogger("amqtt.broker")
+        level = library.level
+        library.setLevel(logging.CRITICAL)
         try:
             await self.broker.start()
         except BrokerError as exc:
             raise OSError(str(exc)) from None
+        finally:
+            library.setLevel(level)
 
     async def stop(self) -> None:
         await asyncio.wait_for(self.broker.shutdown(), timeout=10)
