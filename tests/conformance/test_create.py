@@ -317,6 +317,47 @@ def test_deep_insert_datastream_with_sensor_property_and_observations(client: Cl
     ]
 
 
+def _many_observations(n: int) -> list[dict[str, Any]]:
+    return [
+        obs(i, f"2024-02-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}:00Z") for i in range(n)
+    ]
+
+
+def test_a_large_deep_insert_is_stored_whole_and_in_order(client: Client) -> None:
+    """Large batches are written in chunks, the next prepared while the last is written;
+    one Observation's own new FeatureOfInterest is created in the middle of that."""
+    tid = client.create("Things", thing("T", locations=[location()]))
+    observations = _many_observations(2500)
+    observations[1500]["FeatureOfInterest"] = foi("own")
+    did = client.create(
+        "Datastreams", datastream("Big", Thing={"@iot.id": tid}, Observations=observations)
+    )
+    stored = client.values(
+        f"Datastreams({did})/Observations?$orderby=phenomenonTime&$top=1000"
+        "&$expand=FeatureOfInterest($select=name)"
+    )
+    assert [o["result"] for o in stored] == list(range(2500))
+    ids = [o["@iot.id"] for o in stored]
+    assert ids == sorted(ids)
+    features = [o["FeatureOfInterest"]["name"] for o in stored]
+    assert features[1500] == "own"
+    assert features.count("own") == 1
+    assert len(set(features)) == 2  # the rest share the one made from the Thing's Location
+
+
+def test_a_large_deep_insert_failing_late_stores_nothing(client: Client) -> None:
+    tid = client.create("Things", thing("T", locations=[location()]))
+    before = counts(client)
+    observations = _many_observations(2500)
+    # found missing only when its row is made, after earlier chunks were written
+    observations[2200]["FeatureOfInterest"] = {"@iot.id": 987654}
+    resp = client.post(
+        "Datastreams", datastream("Big", Thing={"@iot.id": tid}, Observations=observations)
+    )
+    assert_error(resp, 400, "987654")
+    assert counts(client) == before
+
+
 def test_deep_insert_observation_with_new_feature(client: Client) -> None:
     w = build_world(client)
     oid = client.create(

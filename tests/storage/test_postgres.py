@@ -18,7 +18,15 @@ from citytwin.errors import BadRequest
 from citytwin.planner.tables import EXTRA_COLUMNS
 from citytwin.storage.base import Json, SetupNeeded
 from citytwin.storage.postgres.store import PostgresStore
-from tests.support import REGISTRY, REQUIRE_ENV, Databases, make_client, thing
+from tests.support import (
+    REGISTRY,
+    REQUIRE_ENV,
+    Databases,
+    datastream,
+    location,
+    make_client,
+    thing,
+)
 
 R = TypeVar("R")
 
@@ -153,6 +161,32 @@ def test_partitions_exist_for_now_and_appear_for_backfills(pg_url: str, tmp_path
     made = run(_partitions(pg_url))
     assert {"observations_y2010m05", "observations_y2011m03", "observations_y2011m04"} <= made
     assert not any(n.startswith(("observations_y1990", "observations_y2150")) for n in made)
+
+
+def test_a_large_backfill_whose_later_chunks_need_a_new_month_is_stored_whole(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The first chunk's month is made before anything is written; the next chunk's month
+    is found missing after rows were written, so the request is set up and run again."""
+    c = make_client(tmp_path, db=pg_url)
+    try:
+        tid = c.create("Things", thing("T", locations=[location()]))
+        observations = [
+            {
+                "result": i,
+                "phenomenonTime": f"2012-0{1 + i // 1200}-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            }
+            for i in range(2400)
+        ]
+        did = c.create(
+            "Datastreams", datastream("Backfill", Thing={"@iot.id": tid}, Observations=observations)
+        )
+        body = c.ok("GET", f"Datastreams({did})/Observations?$count=true&$top=0")
+        assert body["@iot.count"] == 2400
+    finally:
+        c.close()
+    made = run(_partitions(pg_url))
+    assert {"observations_y2012m01", "observations_y2012m02"} <= made
 
 
 def _feature(name: str) -> dict[str, Any]:

@@ -87,6 +87,7 @@ class EntityType:
 
     writable: tuple[Property, ...] = field(default=(), init=False, compare=False, repr=False)
     geometric: tuple[Property, ...] = field(default=(), init=False, compare=False, repr=False)
+    required: tuple[str, ...] = field(default=(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._props.update({p.name: p for p in self.properties})
@@ -95,6 +96,7 @@ class EntityType:
         object.__setattr__(
             self, "geometric", tuple(p for p in self.properties if p.kind is Kind.GEOMETRY)
         )
+        object.__setattr__(self, "required", tuple(p.name for p in self.properties if p.required))
 
     def property(self, name: str) -> Property | None:
         return self._props.get(name)

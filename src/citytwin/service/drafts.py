@@ -86,7 +86,7 @@ class DraftParser:
             prop = et.property(key)
             if prop is not None:
                 if prop.writable:
-                    draft.values[key] = self.value(prop, value, f"{where}.{key}")
+                    draft.values[key] = self.value(prop, value, where, key)
                 continue
             nav = et.navigation(key)
             if nav is None:
@@ -104,17 +104,18 @@ class DraftParser:
                     raise InvalidEntity(f"{where}.{key} cannot be null")
                 draft.one[key] = self.parse(target, value, mode, f"{where}.{key}", nested=True)
         if mode is not Mode.PATCH:
-            for prop in et.properties:
-                if prop.required and prop.name not in draft.values:
-                    raise InvalidEntity(f"{where}: {et.name} needs '{prop.name}'")
+            for name in et.required:
+                if name not in draft.values:
+                    raise InvalidEntity(f"{where}: {et.name} needs '{name}'")
         self._check_geometry(draft)
         return draft
 
-    def value(self, prop: Property, value: Any, where: str) -> Any:
+    def value(self, prop: Property, value: Any, where: str, key: str) -> Any:
+        """The parsed value of ``where.key``; the name is put together only for an error."""
         k = prop.kind
         if value is None:
             if not prop.nullable and k is not Kind.RESULT:
-                raise InvalidEntity(f"{where} cannot be null")
+                raise InvalidEntity(f"{where}.{key} cannot be null")
             return None
         try:
             if k is Kind.STRING:
@@ -132,7 +133,7 @@ class DraftParser:
             if k is Kind.TIME:
                 return parse_interval(value, allow_instant=True)
         except ValueError as exc:
-            raise InvalidEntity(f"{where}: {exc}") from None
+            raise InvalidEntity(f"{where}.{key}: {exc}") from None
         return value  # ANY, RESULT and GEOMETRY (checked with its encodingType)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from citytwin.planner.tables import Tables
 from citytwin.service.drafts import Draft, geometry_of
 from citytwin.service.rules import Rules
 from citytwin.storage.base import Json, Row, Storage, Writer
+
+OVERLAP_CHUNK = 1000  # rows of a bulk insert the database takes in while the next are made
 
 
 class Unit:
@@ -160,14 +163,34 @@ class Unit:
                     if "Datastream" in d.one and d.one["Datastream"].ref is not None
                 ]
             )
-        rows = [await self._row(d, i) for d, i in zip(drafts, each, strict=True)]
-        columns = {c for row in rows for c in row}
-        if any(len(row) != len(columns) for row in rows):
-            rows = [{c: row.get(c) for c in columns} for row in rows]  # the same columns
-        ids = await self.w.reserve_ids(et.table, len(rows))
-        for row, new_id in zip(rows, ids, strict=True):
-            row["id"] = new_id
-        await self.w.insert_many(et.table, rows)
+        ids = await self.w.reserve_ids(et.table, len(drafts))
+        step = OVERLAP_CHUNK if getattr(self.w, "overlaps_writes", False) else len(drafts)
+        rows: list[dict[str, Any]] = []
+        writing: asyncio.Future[None] | None = None
+        try:
+            for start in range(0, len(drafts), step):
+                end = start + step
+                chunk = [
+                    await self._row(d, i)
+                    for d, i in zip(drafts[start:end], each[start:end], strict=True)
+                ]
+                columns = {c for row in chunk for c in row}
+                if any(len(row) != len(columns) for row in chunk):
+                    chunk = [{c: row.get(c) for c in columns} for row in chunk]  # same columns
+                for row, new_id in zip(chunk, ids[start:], strict=False):
+                    row["id"] = new_id
+                rows.extend(chunk)
+                if writing is not None:
+                    await writing
+                # the database takes in this chunk while the next one is prepared
+                writing = asyncio.ensure_future(self.w.insert_many(et.table, chunk))
+                await asyncio.sleep(0)
+            if writing is not None:
+                await writing
+        except BaseException:
+            if writing is not None:  # the transaction is rolled back only once it is idle
+                await asyncio.gather(writing, return_exceptions=True)
+            raise
         for row, new_id in zip(rows, ids, strict=True):
             self.note(et, new_id, "created")
             self.written[(et.name, new_id)] = row

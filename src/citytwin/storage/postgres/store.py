@@ -9,6 +9,7 @@ except the set of Observation partitions, and creating one twice is harmless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -107,14 +108,20 @@ class _Reader:
         self.conn = conn
         self.store = store
         self.tx: Any = None
+        # one operation at a time on the connection: a write may go on (a COPY) while the
+        # next rows are prepared, and preparing them may need the database too
+        self._busy = asyncio.Lock()
 
-    async def _begin(self) -> None:
-        if self.tx is None:
-            if self.readonly:
-                self.tx = self.conn.transaction(isolation="repeatable_read", readonly=True)
-            else:
-                self.tx = self.conn.transaction()
-            await self.tx.start()
+    async def _call(self, op: Callable[[], Awaitable[R]]) -> R:
+        """Run ``op`` on the connection, in the transaction begun on first use."""
+        async with self._busy:
+            if self.tx is None:
+                if self.readonly:
+                    self.tx = self.conn.transaction(isolation="repeatable_read", readonly=True)
+                else:
+                    self.tx = self.conn.transaction()
+                await _run(self.tx.start)
+            return await _run(op)
 
     def _sql(
         self, stmt: sa.Executable, params: Mapping[str, Any] | None = None
@@ -124,27 +131,25 @@ class _Reader:
     async def fetch(
         self, stmt: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> list[Row]:
-        await self._begin()
         sql, args = self._sql(stmt, params)
-        rows: list[Row] = await _run(lambda: self.conn.fetch(sql, *args))
+        rows: list[Row] = await self._call(lambda: self.conn.fetch(sql, *args))
         return rows
 
     async def scalar(self, stmt: sa.Executable, params: Mapping[str, Any] | None = None) -> Any:
-        await self._begin()
         sql, args = self._sql(stmt, params)
-        return await _run(lambda: self.conn.fetchval(sql, *args))
+        return await self._call(lambda: self.conn.fetchval(sql, *args))
 
     async def estimate_count(self, stmt: sa.Executable) -> int | None:
         """The planner's row estimate for a query, without running it."""
-        await self._begin()
         sql, params = self._sql(stmt)
-        plan = await _run(lambda: self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *params))
+        plan = await self._call(lambda: self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *params))
         data = orjson.loads(plan) if isinstance(plan, str) else plan
         return int(data[0]["Plan"]["Plan Rows"])
 
 
 class _Writer(_Reader):
     readonly = False
+    overlaps_writes = True  # a bulk insert may go on while the next rows are prepared
 
     def __init__(self, conn: asyncpg.Connection, store: PostgresStore) -> None:
         super().__init__(conn, store)
@@ -173,20 +178,18 @@ class _Writer(_Reader):
 
     async def insert(self, table: str, values: Mapping[str, Any]) -> int:
         await self._partitions(table, [values])
-        await self._begin()
         self.wrote = True
         sql, names = self.store.insert_sql(table, tuple(values))
         args = [_encode(values[n]) for n in names]
         if self.store.has_id(table):
-            return int(await _run(lambda: self.conn.fetchval(sql, *args)))
-        await _run(lambda: self.conn.execute(sql, *args))
+            return int(await self._call(lambda: self.conn.fetchval(sql, *args)))
+        await self._call(lambda: self.conn.execute(sql, *args))
         return 0
 
     async def insert_many(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         await self._partitions(table, rows)
-        await self._begin()
         self.wrote = True
         columns = list(rows[0])
         encoded = self.store.encoded_columns(table)
@@ -203,13 +206,16 @@ class _Writer(_Reader):
                 for i in at:
                     values[i] = _encode(values[i])
                 records.append(tuple(values))
-        await _run(lambda: self.conn.copy_records_to_table(table, records=records, columns=columns))
+        await self._call(
+            lambda: self.conn.copy_records_to_table(table, records=records, columns=columns)
+        )
 
     async def reserve_ids(self, table: str, n: int) -> list[int]:
-        await self._begin()
         seq = f"{table}_id_seq"
-        rows = await self.conn.fetch(
-            "SELECT nextval($1::regclass) FROM generate_series(1, $2)", seq, n
+        rows = await self._call(
+            lambda: self.conn.fetch(
+                "SELECT nextval($1::regclass) FROM generate_series(1, $2)", seq, n
+            )
         )
         return [r[0] for r in rows]
 
@@ -217,7 +223,6 @@ class _Writer(_Reader):
         if not values:
             return
         await self._partitions(table, [values])
-        await self._begin()
         t = self.store.tables.metadata.tables[table]
         stmt = (
             sa.update(t)
@@ -228,9 +233,8 @@ class _Writer(_Reader):
 
     async def execute(self, stmt: sa.Executable, params: Mapping[str, Any] | None = None) -> int:
         self.wrote = True
-        await self._begin()
         sql, args = self._sql(stmt, params)
-        status = await _run(lambda: self.conn.execute(sql, *args))
+        status = await self._call(lambda: self.conn.execute(sql, *args))
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
@@ -238,10 +242,9 @@ class _Writer(_Reader):
         if not params:
             return
         self.wrote = True
-        await self._begin()
         compiled = [self._sql(stmt, p) for p in params]
         sql = compiled[0][0]
-        await _run(lambda: self.conn.executemany(sql, [args for _, args in compiled]))
+        await self._call(lambda: self.conn.executemany(sql, [args for _, args in compiled]))
 
 
 class PostgresStore:
