@@ -164,7 +164,7 @@ class Unit:
                 ]
             )
         ids = await self.w.reserve_ids(et.table, len(drafts))
-        step = OVERLAP_CHUNK if getattr(self.w, "overlaps_writes", False) else max(len(drafts), 1)
+        step = OVERLAP_CHUNK if self.w.overlaps_writes else max(len(drafts), 1)
         rows: list[dict[str, Any]] = []
         writing: asyncio.Future[None] | None = None
         try:

@@ -61,6 +61,10 @@ class Reader(Protocol):
 
 
 class Writer(Reader, Protocol):
+    # True: one bulk insert may still be under way while the caller prepares the next
+    # rows, and calls meanwhile wait their turn on the connection
+    overlaps_writes: bool
+
     async def insert(self, table: str, values: Mapping[str, Any]) -> int:
         """Insert one row and return its id (link tables return 0)."""
         ...

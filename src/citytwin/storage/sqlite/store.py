@@ -109,6 +109,7 @@ class _Reader(_Connection):
 
 
 class _Writer(_Reader):
+    overlaps_writes = False  # rows are made first, then written in one executemany
     begin_sql = "BEGIN IMMEDIATE"
 
     async def insert(self, table: str, values: Mapping[str, Any]) -> int:
