@@ -110,7 +110,8 @@ def _brokers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     "--workers",
     type=click.IntRange(1),
     default=None,
-    help="citytwin serve processes (default: one per core on PostgreSQL, one on SQLite).",
+    help="citytwin serve processes (default: half the cores on PostgreSQL, which runs on "
+    "the same machine; one on SQLite).",
 )
 @click.option(
     "--mqtt",

@@ -52,8 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         1,
         "Server processes. Each is a full citytwin instance; use about one per CPU core "
-        "(they share the database: SQLite serialises their writes, PostgreSQL runs them "
-        "side by side).",
+        "left over by the database (on a machine shared with PostgreSQL, about half the "
+        "cores; SQLite serialises the workers' writes, PostgreSQL runs them side by side).",
         _positive,
     ),
     Setting(
