@@ -120,10 +120,11 @@ DOCUMENTED_CONF = Path(__file__).parents[2] / "docs" / "mosquitto.conf"
 
 
 @contextmanager
-def mosquitto(workdir: Path) -> Iterator[int]:
-    """A private Mosquitto on a free port, set up as docs/mosquitto.conf says."""
+def mosquitto(workdir: Path, port: int | None = None) -> Iterator[int]:
+    """A private Mosquitto on a free port (or ``port``), set up as docs/mosquitto.conf says."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
     conf.write_text(MOSQUITTO_CONF.format(port=port) + DOCUMENTED_CONF.read_text())
     proc = subprocess.Popen(

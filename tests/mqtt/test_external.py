@@ -173,3 +173,62 @@ def test_a_burst_beyond_the_brokers_default_queue_is_stored_whole(
     assert stored == n
     results = {o["result"] for o in external.values("Observations?$select=result&$top=1000")}
     assert results == set(range(n))
+
+
+def test_a_session_kept_from_before_takes_no_share_of_the_creates(
+    db_url: str, tmp_path: Path, mosquitto_port: int
+) -> None:
+    # releases that took creates in through the instance's general client left that
+    # session subscribed to the create topics; it must not be handed every other publish
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    old = paho.Client(CallbackAPIVersion.VERSION2, client_id="citytwin-old", protocol=paho.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    old.connect("127.0.0.1", mosquitto_port, clean_start=False, properties=props)
+    old.loop_start()
+    info = old.subscribe("$share/citytwin/v1.1/+/Observations", qos=1)
+    assert info[0] == paho.MQTT_ERR_SUCCESS
+    time.sleep(0.3)
+    old.disconnect()
+    old.loop_stop()
+    c = make_client(
+        tmp_path, db=db_url, mqtt=f"mqtt://127.0.0.1:{mosquitto_port}", mqtt_client_id="old"
+    )
+    try:
+        tid = c.create("Things", thing("T", locations=[location()], datastreams=[datastream()]))
+        [ds] = c.ids(f"Things({tid})/Datastreams")
+        with mqtt_client(mosquitto_port, "sensor") as pub:
+            for i in range(20):
+                pub.publish(f"v1.1/Datastreams({ds})/Observations", {"result": i}, qos=1)
+        deadline = time.monotonic() + 10
+        while c.ok("GET", "Observations?$count=true&$top=0")["@iot.count"] < 20:
+            assert time.monotonic() < deadline, "creates went to the session kept from before"
+            time.sleep(0.1)
+    finally:
+        c.close()
+
+
+def test_creates_are_taken_in_again_after_the_broker_restarts(db_url: str, tmp_path: Path) -> None:
+    from tests.mqtt.support import free_port, mosquitto
+
+    port = free_port()
+    with mosquitto(tmp_path / "first", port=port):
+        c = make_client(tmp_path, db=db_url, mqtt=f"mqtt://127.0.0.1:{port}")
+    try:
+        tid = c.create("Things", thing("T", locations=[location()], datastreams=[datastream()]))
+        [ds] = c.ids(f"Things({tid})/Datastreams")
+        with mosquitto(tmp_path / "second", port=port):  # a new broker: no sessions kept
+            deadline = time.monotonic() + 20
+            while True:
+                with mqtt_client(port, "sensor") as pub:
+                    pub.publish(f"v1.1/Datastreams({ds})/Observations", {"result": 5}, qos=1)
+                time.sleep(0.5)
+                if c.ok("GET", "Observations?$count=true&$top=0")["@iot.count"] > 0:
+                    break
+                assert time.monotonic() < deadline, "the ingest connection did not come back"
+    finally:
+        c.close()

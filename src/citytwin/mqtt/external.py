@@ -3,11 +3,12 @@
 citytwin is a client of the broker (MQTT 5, persistent session):
 
 * Observations published to create topics reach it through shared subscriptions
-  (``$share/citytwin/...``), so each publish is stored by exactly one instance; the
-  delivery is acknowledged only after the Observation is stored or its refusal is
-  reported. While the database cannot be reached the delivery waits, unacknowledged:
-  if the process ends meanwhile, the broker delivers it again when the persistent
-  session (client id ``mqtt_client_id``) reconnects.
+  (``$share/citytwin/...``), on a connection of their own (:mod:`citytwin.mqtt.link`,
+  client id ``citytwin-<instance>-ingest``), so each publish is stored by exactly one
+  instance; the delivery is acknowledged only after the Observation is stored or its
+  refusal is reported. While the database cannot be reached the delivery waits,
+  unacknowledged: if the process ends meanwhile, the broker delivers it again when the
+  persistent session reconnects.
 * The broker reports subscriptions on ``$SYS/broker/log/M/(un)subscribe`` (Mosquitto:
   ``log_dest topic`` with ``log_type subscribe`` and ``log_type unsubscribe``); instances
   keep what they learn as retained messages under ``citytwin/subscriptions/`` so that an
@@ -39,8 +40,10 @@ from citytwin.bus import Bus, ChangeEvent
 from citytwin.errors import ConfigurationError
 from citytwin.metrics import Metrics
 from citytwin.mqtt.ingest import Ingest
+from citytwin.mqtt.link import IngestLink
 from citytwin.mqtt.notify import Subscriptions
 from citytwin.mqtt.topics import VERSIONS
+from citytwin.mqtt.wire import Publish
 
 log = logging.getLogger("citytwin.mqtt")
 
@@ -49,14 +52,9 @@ SYS_SUBSCRIBE = "$SYS/broker/log/M/subscribe"
 SYS_UNSUBSCRIBE = "$SYS/broker/log/M/unsubscribe"
 REGISTRY = "citytwin/subscriptions"
 EVENTS = "citytwin/events"
-MARK = ("citytwin", "notification")
+MARK = ("citytwin", "notification")  # user property of our own notifications
 BATCH = 1000  # creates taken from the queue at a time
 _LOG_LINE = re.compile(r"^\d+: (?P<client>\S+) (?:(?P<qos>\d) )?(?P<topic>.+)$")
-
-
-def _marked(message: Any) -> bool:
-    props = getattr(message, "properties", None)
-    return MARK in (getattr(props, "UserProperty", None) or [])
 
 
 class ExternalBroker:
@@ -103,6 +101,16 @@ class ExternalBroker:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.link = IngestLink(
+            self.host,
+            self.port,
+            f"citytwin-{instance}-ingest",
+            [f"{SHARE}/{v}/{t}" for v in VERSIONS for t in ("Observations", "+/Observations")],
+            self._take_in,
+            tls=self.tls,
+            username=self.username,
+            password=self.password,
+        )
 
     # --- paho's thread ----------------------------------------------------------------------
     def _on_connect(
@@ -117,10 +125,10 @@ class ExternalBroker:
             (f"{REGISTRY}/#", SubscribeOptions(qos=1)),
             (f"{EVENTS}/#", SubscribeOptions(qos=1, noLocal=True)),
         ]
-        for version in VERSIONS:
-            topics.append((f"{SHARE}/{version}/Observations", SubscribeOptions(qos=1)))
-            topics.append((f"{SHARE}/{version}/+/Observations", SubscribeOptions(qos=1)))
         client.subscribe(topics)
+        # creates come through the ingest link; a session kept from an older release may
+        # still hold them, and would take its share of the publishes
+        client.unsubscribe(self.link.filters)
         self._loop.call_soon_threadsafe(self._connected.set)
 
     def _on_disconnect(
@@ -153,7 +161,9 @@ class ExternalBroker:
         self.client.loop_start()
         self._worker = asyncio.create_task(self._run(), name="citytwin-mqtt-external")
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout=15)
+            await asyncio.gather(
+                asyncio.wait_for(self._connected.wait(), timeout=15), self.link.start(15)
+            )
         except TimeoutError:
             log.error(
                 "MQTT broker %s:%s not reachable yet; retrying in the background",
@@ -162,6 +172,7 @@ class ExternalBroker:
             )
 
     async def stop(self) -> None:
+        await self.link.stop()
         self.client.disconnect()
         self.client.loop_stop()
         if self._worker is not None:
@@ -185,17 +196,18 @@ class ExternalBroker:
             batch = [await self._queue.get()]
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())  # what arrived meanwhile
-            creates = []
             for message in batch:
-                if self._is_create(message):
-                    creates.append(message)
-                else:
-                    await self._settle(message)
-                    self._ack(message)
-            if creates:
-                await self._create(creates)
-                for message in creates:  # in the order they came
-                    self._ack(message)
+                await self._settle(message)
+                self._ack(message)
+
+    async def _take_in(self, publishes: list[Publish]) -> None:
+        """Publishes on create topics, from the ingest link; citytwin's own notifications
+        (of Observations, on the same topics) are not creates."""
+        creates = [
+            p for p in publishes if MARK not in p.user_properties and self.ingest.is_create(p.topic)
+        ]
+        if creates:
+            await self._create(creates)
 
     async def _settle(self, message: Any) -> None:
         """Handle a message (not a create) until it may be acknowledged."""
@@ -204,16 +216,14 @@ class ExternalBroker:
         except Exception:
             log.exception("MQTT message on %s failed", message.topic)
 
-    async def _create(self, messages: list[Any]) -> None:
+    async def _create(self, messages: list[Publish]) -> None:
         """Store creates together (one transaction where they can share it); those that
         meet an unreachable database wait, unacknowledged: should this process end
         meanwhile, the broker delivers them again to this client's persistent session."""
         delay = 0.5
         while messages:
             try:
-                outcomes = await self.ingest.handle_many(
-                    [(m.topic, bytes(m.payload)) for m in messages]
-                )
+                outcomes = await self.ingest.handle_many([(m.topic, m.payload) for m in messages])
             except Exception:
                 log.exception("%d MQTT creates failed", len(messages))
                 return
@@ -230,12 +240,6 @@ class ExternalBroker:
     def _ack(self, message: Any) -> None:
         if message.qos > 0:
             self.client.ack(message.mid, message.qos)
-
-    def _is_create(self, message: Any) -> bool:
-        topic: str = message.topic
-        if topic.startswith(("$SYS/", REGISTRY + "/", EVENTS + "/")) or _marked(message):
-            return False
-        return self.ingest.is_create(topic)
 
     async def _handle(self, message: Any) -> None:
         """Anything but a create: subscriptions learned, remembered; events of others."""

@@ -100,7 +100,8 @@ class Service:
                 out[i] = await self.handle(request)
             else:
                 shared.append((i, post))
-        results = await self.batcher.submit_many([post for _, post in shared])
+        # already a batch: stored together at once, without waiting for concurrent POSTs
+        results = await create_together(self, [post for _, post in shared]) if shared else []
         for (i, post), result in zip(shared, results, strict=True):
             if isinstance(result, BaseException):
                 out[i] = self._failure(post[0], result)

@@ -4,8 +4,8 @@ While one write is under way, the POSTs that arrive wait; the next write takes a
 them (up to a limit) at once. A lone client pays nothing for this (its POST is written
 as soon as it comes), and sixteen clients share their round trips and their commit.
 Every POST is still answered on its own, as if it had come alone: one that fails takes
-no other with it (see :func:`citytwin.service.writing.create_together`). The HTTP and
-MQTT adapters both reach it, since both go through :meth:`Service.handle`.
+no other with it (see :func:`citytwin.service.writing.create_together`). Publishes that
+MQTT hands over in batches go to ``create_together`` directly (:meth:`Service.handle_many`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,6 @@ class Batcher:
 
     async def submit(self, post: Post) -> Response:
         return await self._enqueue([post])[0]
-
-    async def submit_many(self, posts: Sequence[Post]) -> list[Response | BaseException]:
-        """Several POSTs at once (an MQTT client's backlog): no task for each."""
-        if not posts:
-            return []
-        return await asyncio.gather(*self._enqueue(posts), return_exceptions=True)
 
     def _enqueue(self, posts: Sequence[Post]) -> list[asyncio.Future[Response]]:
         loop = asyncio.get_running_loop()
