@@ -157,6 +157,14 @@ SETTINGS: tuple[Setting, ...] = (
         "stays small); without $top a request gets all its matches up to this many.",
         _positive,
     ),
+    Setting(
+        "aggregate_max_buckets",
+        int,
+        100_000,
+        "Most time buckets one Observations/$aggregate request may ask for "
+        "(e.g. 100,000: 15-minute buckets over nearly 3 years).",
+        _positive,
+    ),
     Setting("sqlite_readers", int, 4, "Concurrent read connections to a SQLite store.", _positive),
     Setting(
         "sqlite_synchronous",

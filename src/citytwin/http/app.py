@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_top=settings.max_page_size,
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
         max_export_rows=settings.result_format_max_rows,
+        max_buckets=settings.aggregate_max_buckets,
     )
     metrics = Metrics()
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"

@@ -18,6 +18,7 @@ from citytwin.query.parser import parse_query
 from citytwin.query.path import ResourcePath, parse_path
 from citytwin.serialize.formats import result_format
 from citytwin.serialize.sta import Serializer
+from citytwin.service.aggregation import aggregate, is_aggregate
 from citytwin.service.batching import Batcher
 from citytwin.service.export import export
 from citytwin.service.messages import Request, Response
@@ -54,6 +55,7 @@ class Service:
         max_top: int = 1000,
         count_limit: int | None = None,
         max_export_rows: int = 1_000_000,
+        max_buckets: int = 100_000,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -62,6 +64,7 @@ class Service:
         self.max_top = max_top
         self.count_limit = count_limit
         self.max_export_rows = max_export_rows  # rows of one CSV or GeoJSON answer
+        self.max_buckets = max_buckets  # of one $aggregate request
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -158,6 +161,8 @@ class Service:
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
+        if is_aggregate(request.path):
+            return await aggregate(self, request)
         path, options = self._parse(request)
         method = request.method
         if method in ("GET", "HEAD"):
