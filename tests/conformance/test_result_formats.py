@@ -129,9 +129,11 @@ def test_a_result_larger_than_a_page_is_read_in_pages_up_to_the_cap(
     assert len(get_csv(c, f"{url}&$top=0")) == 1
 
 
-def _asgi_get(c: Client, path: str, query: str) -> tuple[dict[str, Any], list[bytes]]:
+def _asgi_get(
+    c: Client, path: str, query: str, sent: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[bytes]]:
     """The answer's start message and its body chunks, as the server sends them."""
-    sent: list[dict[str, Any]] = []
+    sent = [] if sent is None else sent
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -257,3 +259,28 @@ def test_head_answers_without_a_body(store: dict[str, Any]) -> None:
     assert resp.status_code == 200
     assert resp.content == b""
     assert resp.headers["content-type"] == "text/csv; charset=utf-8"
+
+
+def test_a_failure_after_the_answer_started_leaves_it_unfinished(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    c: Client = store["client"]
+    storage = c.app.state.service.storage
+    real = storage.reader
+    readers = 0
+
+    def reader() -> Any:
+        nonlocal readers
+        readers += 1
+        if readers > 2:  # the path check and the first page succeed, the next page fails
+            raise RuntimeError("the database went away")
+        return real()
+
+    monkeypatch.setattr(storage, "reader", reader)
+    sent: list[dict[str, Any]] = []
+    with pytest.raises(RuntimeError, match="went away"):
+        _asgi_get(c, "/v1.1/Observations", "$resultFormat=CSV&$select=result", sent)
+    assert sent[0]["status"] == 200  # already sent: it cannot change any more
+    assert all(m.get("more_body") for m in sent[1:])  # the body was never finished
+    assert sent[1]["body"].count(b"\r\n") == 1 + PAGE
+    assert "failed after it had started" in caplog.text
