@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from citytwin.errors import BadRequest, MethodNotAllowed, NotFound
-from citytwin.model.values import format_instant, parse_duration, parse_interval
+from citytwin.model.values import (
+    format_instant,
+    format_micros,
+    parse_duration,
+    parse_interval,
+    to_micros,
+)
 from citytwin.planner.aggregate import FUNCTIONS, Aggregation, statement
 from citytwin.planner.dialect import param
 from citytwin.query.path import parse_path
@@ -41,18 +47,24 @@ async def aggregate(service: Service, request: Request) -> Response:
     exists = sa.select(datastreams.c.id).where(datastreams.c.id == param(agg.datastream))
     stmt = statement(service.registry, service.storage.tables, service.storage.dialect, agg)
     async with service.storage.reader() as r:
-        if await r.scalar(exists) is None:
-            raise NotFound(f"no such Datastream: {agg.datastream}")
         rows = await r.fetch(stmt)
-    size = timedelta(microseconds=agg.size)
+        # no buckets: tell an empty range from a missing Datastream (not asked otherwise)
+        if not rows and await r.scalar(exists) is None:
+            raise NotFound(f"no such Datastream: {agg.datastream}")
+    end = to_micros(agg.end)
     value: list[dict[str, Any]] = []
+    # a month of hourly buckets has 1,488 edges to write: each once, as a bucket's end is
+    # most often the next one's start
+    edge = -1
+    text = ""
     for row in rows:
         start = service.storage.decode_time(row["bucket"])
         assert start is not None
-        end = min(start + size, agg.end)
-        bucket: dict[str, Any] = {
-            "phenomenonTime": f"{format_instant(start)}/{format_instant(end)}"
-        }
+        first = to_micros(start)
+        start_text = text if first == edge else format_micros(first)
+        edge = min(first + agg.size, end)
+        text = format_micros(edge)
+        bucket: dict[str, Any] = {"phenomenonTime": f"{start_text}/{text}"}
         for name in agg.functions:
             bucket[name] = row[name]
         value.append(bucket)
