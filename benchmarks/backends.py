@@ -109,6 +109,20 @@ LATEST = {
         f"JOIN observations o ON o.id = (SELECT x.id {_NEWEST}) ORDER BY d.id LIMIT 1000"
     ),
 }
+# hourly means of one month (:m1 to :m2) of one Datastream, numeric results only
+_BUCKETED = (
+    "avg(result_number) AS avg FROM observations WHERE datastream_id = :ds "
+    "AND phenomenon_time_start >= :m1 AND phenomenon_time_start < :m2 "
+    "AND result_type IN (1, 2) GROUP BY b ORDER BY b"
+)
+AGGREGATE = {
+    "postgresql": (
+        f"SELECT date_bin(interval '1 hour', phenomenon_time_start, :m1) AS b, {_BUCKETED}"
+    ),
+    "sqlite": (
+        f"SELECT :m1 + (phenomenon_time_start - :m1) / 3600000000 * 3600000000 AS b, {_BUCKETED}"
+    ),
+}
 _PLACEHOLDER = re.compile(r":([a-z_][a-z0-9_]*)")
 
 Row = tuple[Any, ...]
@@ -175,7 +189,7 @@ def _placeholders(sql: str, style: str) -> tuple[str, list[str]]:
 
 
 def _statements(style: str, kind: str) -> dict[str, tuple[str, list[str]]]:
-    sql = {**QUERIES, "latest": LATEST[kind]}
+    sql = {**QUERIES, "latest": LATEST[kind], "aggregate": AGGREGATE[kind]}
     return {name: _placeholders(text, style) for name, text in sql.items()}
 
 

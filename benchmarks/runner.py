@@ -201,7 +201,16 @@ def reads(plan: Plan, city: City, station: int) -> tuple[list[Read], dict[str, A
     else:
         t1, t2 = YEAR_START, YEAR_END
         expected_page = min(count, 1000)
-    params = {"ds": ds, "t1": t1, "t2": t2, "thing": thing_name(station), "threshold": 50.0}
+    m1, m2 = datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
+    params = {
+        "ds": ds, "t1": t1, "t2": t2, "m1": m1, "m2": m2,
+        "thing": thing_name(station), "threshold": 50.0,
+    }  # fmt: skip
+    hours = {
+        (t - to_micros(m1)) // 3_600_000_000
+        for t in (plan.time(station, k) for k in range(count))
+        if to_micros(m1) <= t < to_micros(m2)
+    }
     latest_top = min(1000, plan.datastreams)
 
     def page_of(n: int) -> Callable[[Any], str | None]:
@@ -220,6 +229,12 @@ def reads(plan: Plan, city: City, station: int) -> tuple[list[Read], dict[str, A
         bad = [e["@iot.id"] for e in value if len(e.get("Observations", [])) != 1]
         if len(value) != latest_top or bad:
             return f"{len(value)} Datastreams, {len(bad)} without their latest Observation"
+        return None
+
+    def hourly(body: Any) -> str | None:
+        value = body.get("value", [])
+        if len(value) != len(hours) or any(not isinstance(b.get("avg"), float) for b in value):
+            return f"{len(value)} hourly buckets, expected {len(hours)}"
         return None
 
     time_filter = f"phenomenonTime ge {iso(t1)} and phenomenonTime lt {iso(t2)}"
@@ -255,6 +270,13 @@ def reads(plan: Plan, city: City, station: int) -> tuple[list[Read], dict[str, A
                 expand="Datastream($select=name)", top="100",
             ),
             page_of(100),
+        ),
+        Read(
+            "aggregate",
+            "hourly means of a month (1 Datastream)",
+            f"/v1.1/Datastreams({ds})/Observations/$aggregate?interval="
+            f"{iso(m1)}/{iso(m2)}&bucket=PT1H&functions=avg",
+            hourly,
         ),
     ], params  # fmt: skip
 

@@ -68,7 +68,14 @@ def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
     assert result["backend"] == backend
     assert result["dataset"]["observations"] == 600
     reads = result["reads"]
-    assert set(reads) == {"top100", "time_range", "count", "latest", "relation_filter"}
+    assert set(reads) == {
+        "top100",
+        "time_range",
+        "count",
+        "latest",
+        "relation_filter",
+        "aggregate",
+    }
     for name, read in reads.items():
         assert read["check"] == "ok", name  # the answer was the expected one
         for side in ("api", "raw"):

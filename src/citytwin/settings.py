@@ -149,6 +149,22 @@ SETTINGS: tuple[Setting, ...] = (
         "With count_mode 'estimate': up to this many matches are counted exactly.",
         _positive,
     ),
+    Setting(
+        "result_format_max_rows",
+        int,
+        1_000_000,
+        "Most entities in one $resultFormat=CSV or GeoJSON answer (streamed, so memory "
+        "stays small); without $top a request gets all its matches up to this many.",
+        _positive,
+    ),
+    Setting(
+        "aggregate_max_buckets",
+        int,
+        100_000,
+        "Most time buckets one Observations/$aggregate request may ask for "
+        "(e.g. 100,000: 15-minute buckets over nearly 3 years).",
+        _positive,
+    ),
     Setting("sqlite_readers", int, 4, "Concurrent read connections to a SQLite store.", _positive),
     Setting(
         "sqlite_synchronous",

@@ -25,6 +25,7 @@ from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
 from citytwin.service import Request, Service
+from citytwin.service import Response as ServiceResponse
 from citytwin.settings import Settings, load_settings
 
 log = logging.getLogger("citytwin.http")
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         default_top=settings.default_page_size,
         max_top=settings.max_page_size,
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
+        max_export_rows=settings.result_format_max_rows,
+        max_buckets=settings.aggregate_max_buckets,
     )
     metrics = Metrics()
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
@@ -138,6 +141,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             minimal=minimal,
         )
         resp = await service.handle(req)
+        if resp.stream is not None:
+            await _send_stream(resp, send)
+            return
         headers = [(b"content-length", str(len(resp.body)).encode())]
         if resp.content_type and (resp.body or resp.status != 204):
             headers.append((b"content-type", resp.content_type.encode()))
@@ -190,6 +196,29 @@ def _settle_heap() -> tuple[int, int, int]:
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
     return thresholds
+
+
+async def _send_stream(resp: ServiceResponse, send: Send) -> None:
+    """A streamed body, chunk by chunk (chunked transfer: no content-length).
+
+    A failure once the status is sent is logged and raised on, so that the server ends
+    the connection without finishing the body: the client sees an incomplete answer.
+    """
+    assert resp.stream is not None
+    headers = [(k.lower().encode(), v.encode()) for k, v in resp.headers.items()]
+    if resp.content_type:
+        headers.append((b"content-type", resp.content_type.encode()))
+    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+    try:
+        async for chunk in resp.stream:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except Exception:
+        log.exception("a streamed answer failed after it had started")
+        raise
+    finally:
+        await resp.stream.aclose()
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _local_host(host: str) -> str:

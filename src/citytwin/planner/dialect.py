@@ -73,6 +73,11 @@ class Dialect:
         """a - b in microseconds."""
         raise NotImplementedError
 
+    def time_bucket(self, expr: Sql, origin: datetime, size: int) -> Sql:
+        """The start of the ``size``-microsecond bucket, counted from ``origin``, that
+        holds ``expr`` (a time at or after ``origin``), as the backend stores times."""
+        raise NotImplementedError
+
     def date_part(self, expr: Sql, part: str) -> Sql:
         raise NotImplementedError
 

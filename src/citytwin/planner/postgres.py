@@ -9,7 +9,7 @@ each parent costs one index range scan.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import shapely
@@ -86,6 +86,10 @@ class PostgresDialect(Dialect):
 
     def time_diff_micros(self, a: Sql, b: Sql) -> Sql:
         return sa.extract("epoch", a - b) * 1_000_000
+
+    def time_bucket(self, expr: Sql, origin: datetime, size: int) -> Sql:
+        stride = sa.bindparam(None, timedelta(microseconds=size), type_=sa.Interval)
+        return sa.func.date_bin(stride, expr, self.time_param(origin), type_=self.column_types.time)
 
     def date_part(self, expr: Sql, part: str) -> Sql:
         return sa.func.floor(sa.extract(part, self._utc(expr)))

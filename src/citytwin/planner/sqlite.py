@@ -80,6 +80,10 @@ class SqliteDialect(Dialect):
     def time_diff_micros(self, a: Sql, b: Sql) -> Sql:
         return a - b
 
+    def time_bucket(self, expr: Sql, origin: datetime, size: int) -> Sql:
+        start = param(to_micros(origin))
+        return start + (expr - start) // param(size) * param(size)
+
     def date_part(self, expr: Sql, part: str) -> Sql:
         fmt = param(_STRFTIME[part])
         return sa.cast(sa.func.strftime(fmt, self._seconds(expr), "unixepoch"), sa.Integer)

@@ -10,14 +10,17 @@ from datetime import UTC, datetime
 
 from citytwin import __version__
 from citytwin.bus import Bus
-from citytwin.errors import BadRequest, CitytwinError, MethodNotAllowed, NotFound
+from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
 from citytwin.planner.reads import ReadPlanner
 from citytwin.query.ast import QueryOptions
 from citytwin.query.parser import parse_query
 from citytwin.query.path import ResourcePath, parse_path
+from citytwin.serialize.formats import result_format
 from citytwin.serialize.sta import Serializer
+from citytwin.service.aggregation import aggregate, is_aggregate
 from citytwin.service.batching import Batcher
+from citytwin.service.export import export
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
 from citytwin.service.writing import Post, create, create_together, delete, update
@@ -51,6 +54,8 @@ class Service:
         default_top: int = 100,
         max_top: int = 1000,
         count_limit: int | None = None,
+        max_export_rows: int = 1_000_000,
+        max_buckets: int = 100_000,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -58,6 +63,8 @@ class Service:
         self.default_top = default_top
         self.max_top = max_top
         self.count_limit = count_limit
+        self.max_export_rows = max_export_rows  # rows of one CSV or GeoJSON answer
+        self.max_buckets = max_buckets  # of one $aggregate request
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -83,6 +90,9 @@ class Service:
             response = self._failure(request, exc)
         if request.method == "HEAD":
             response.body = b""
+            if response.stream is not None:
+                await response.stream.aclose()
+                response.stream = None
         return response
 
     async def handle_many(self, requests: Sequence[Request]) -> list[Response]:
@@ -142,11 +152,7 @@ class Service:
                 self._paths.clear()
             self._paths[request.path] = path
         options = parse_query(request.query) if request.query else NO_OPTIONS
-        if options.result_format is not None and options.result_format.lower() != "default":
-            raise BadRequest(
-                f"$resultFormat={options.result_format} is not supported; leave it out for "
-                "SensorThings JSON"
-            )
+        result_format(options.result_format)  # refuses unknown formats, whatever the method
         return path, options
 
     async def _dispatch(self, request: Request) -> Response:
@@ -156,9 +162,14 @@ class Service:
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
+        if is_aggregate(request.path):
+            return await aggregate(self, request)
         path, options = self._parse(request)
         method = request.method
         if method in ("GET", "HEAD"):
+            writer = result_format(options.result_format)
+            if writer is not None:
+                return await export(self, request, path, options, writer)
             return await read(self, request, path, options)
         if method == "POST":
             self._writable_collection(path)

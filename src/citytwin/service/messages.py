@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -32,6 +32,8 @@ class Response:
     body: bytes = b""
     content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # a body sent in chunks as they are produced (large results); ``body`` is then unused
+    stream: AsyncGenerator[bytes, None] | None = None
 
     @classmethod
     def json(
