@@ -22,9 +22,17 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
-from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
+from citytwin.plugins.manager import (
+    build_registry,
+    build_storage,
+    plugin_manager,
+    task_drivers,
+    write_rules,
+)
 from citytwin.service import Request, Service
 from citytwin.settings import Settings, load_settings
+from citytwin.tasking.dispatch import Dispatcher
+from citytwin.tasking.drivers import DriverContext
 
 log = logging.getLogger("citytwin.http")
 
@@ -53,10 +61,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         default_top=settings.default_page_size,
         max_top=settings.max_page_size,
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
+        write_rules=write_rules(pm),
     )
     metrics = Metrics()
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
     mqtt = Mqtt(service, settings, bus, metrics, str(base))
+    tasks = Dispatcher(
+        service,
+        task_drivers(pm),
+        DriverContext(mqtt.publish, lambda: mqtt.transport is not None, settings.task_timeout),
+        str(base),
+    )
 
     async def root(request: HttpRequest) -> Response:
         base = _base_url(settings, request.scope, request.headers.get("host"))
@@ -84,9 +99,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await storage.open()
         try:
             await mqtt.start()
+            tasks.start(mqtt.ingest.listen)
             try:
                 yield
             finally:
+                await tasks.stop()
                 await mqtt.stop()
         finally:
             await storage.close()
@@ -153,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.service = service
     app.state.mqtt = mqtt
+    app.state.tasks = tasks
     app.state.settings = settings
     return app
 

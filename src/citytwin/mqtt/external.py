@@ -40,7 +40,8 @@ from citytwin.errors import ConfigurationError
 from citytwin.metrics import Metrics
 from citytwin.mqtt.ingest import Ingest
 from citytwin.mqtt.notify import Subscriptions
-from citytwin.mqtt.topics import VERSIONS
+from citytwin.mqtt.topics import CREATES, VERSIONS
+from citytwin.tasking.drivers import ANSWER_PREFIX
 
 log = logging.getLogger("citytwin.mqtt")
 
@@ -118,8 +119,10 @@ class ExternalBroker:
             (f"{EVENTS}/#", SubscribeOptions(qos=1, noLocal=True)),
         ]
         for version in VERSIONS:
-            topics.append((f"{SHARE}/{version}/Observations", SubscribeOptions(qos=1)))
-            topics.append((f"{SHARE}/{version}/+/Observations", SubscribeOptions(qos=1)))
+            for created in CREATES:
+                topics.append((f"{SHARE}/{version}/{created}", SubscribeOptions(qos=1)))
+                topics.append((f"{SHARE}/{version}/+/{created}", SubscribeOptions(qos=1)))
+        topics.append((f"{SHARE}/{ANSWER_PREFIX}/+/answer", SubscribeOptions(qos=1)))
         client.subscribe(topics)
         self._loop.call_soon_threadsafe(self._connected.set)
 

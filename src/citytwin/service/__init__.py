@@ -18,6 +18,7 @@ from citytwin.query.parser import parse_query
 from citytwin.query.path import ResourcePath, parse_path
 from citytwin.serialize.sta import Serializer
 from citytwin.service.batching import Batcher
+from citytwin.service.extensions import WriteRule
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
 from citytwin.service.writing import Post, create, create_together, delete, update
@@ -37,6 +38,10 @@ CONFORMANCE = (
     "request-data",
     "create-update-delete",
 )
+TASKING_CONFORMANCE = tuple(
+    "http://www.opengis.net/spec/iot_tasking/1.0/req/" + c
+    for c in ("tasking-capability", "task", "actuator", "create-tasks")
+)
 
 
 class Service:
@@ -51,6 +56,7 @@ class Service:
         default_top: int = 100,
         max_top: int = 1000,
         count_limit: int | None = None,
+        write_rules: Sequence[WriteRule] = (),
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -58,6 +64,7 @@ class Service:
         self.default_top = default_top
         self.max_top = max_top
         self.count_limit = count_limit
+        self.write_rules = tuple(write_rules)
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -195,7 +202,8 @@ class Service:
                 {"name": et.set_name, "url": f"{root}/{et.set_name}"} for et in self.registry
             ],
             "serverSettings": {
-                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE],
+                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE]
+                + (list(TASKING_CONFORMANCE) if self.registry.by_set("Tasks") else []),
                 "citytwin": {"version": __version__},
             },
         }
