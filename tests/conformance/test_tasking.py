@@ -174,11 +174,12 @@ def test_filter_expand_select_and_orderby(client: Client, pump: dict[str, int]) 
 
 # --- deep insert and updates ----------------------------------------------------------------
 def test_deep_insert_of_a_thing_with_capability_actuator_and_task(client: Client) -> None:
-    body = heat_pump(Tasks=[dim(5.0)])
+    body = heat_pump(Tasks=[dim(5.0), dim(6.0)])  # several: stored in one batch
     thing_id = client.create("Things", body)
     (cap,) = client.ids(f"Things({thing_id})/TaskingCapabilities")
-    (task,) = client.values(f"TaskingCapabilities({cap})/Tasks")
-    assert task["taskingParameters"]["powerLimit"] == 5.0
+    tasks = client.values(f"TaskingCapabilities({cap})/Tasks?$orderby=id")
+    assert [t["taskingParameters"]["powerLimit"] for t in tasks] == [5.0, 6.0]
+    assert {t["status"] for t in tasks} == {"created"}
     assert client.ok("GET", f"TaskingCapabilities({cap})/Actuator")["name"] == (
         "Heat pump controller"
     )
@@ -200,7 +201,7 @@ def test_an_invalid_deep_insert_stores_nothing(client: Client) -> None:
     bad_record = heat_pump()
     bad_record["TaskingCapabilities"][0]["taskingParameters"] = {"type": "Vector"}
     assert_error(client.post("Things", bad_record), 400, "TaskingCapabilities[0]", "DataRecord")
-    bad_task = heat_pump(Tasks=[dim(1.0)])
+    bad_task = heat_pump(Tasks=[dim(5.0), dim(1.0)])
     assert_error(client.post("Things", bad_task), 400, "powerLimit", "4.2")
     assert counts(client) == before
 
