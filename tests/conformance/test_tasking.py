@@ -384,7 +384,6 @@ def test_a_task_that_fits_is_stored_as_given(client: Client) -> None:
         ({"name": "mqtt"}, ("topic",)),
         ({"name": "mqtt", "topic": "devices/+/cmd"}, ("wildcards",)),
         ({"name": "mqtt", "topic": "v1.1/Things"}, ("reserved",)),
-        ({"name": "mqtt", "topic": "d/cmd", "qos": 3}, ("qos",)),
         ({"name": "webhook"}, ("url",)),
         ({"name": "webhook", "url": "ftp://x"}, ("http",)),
         ({"name": "webhook", "url": "http://x", "headers": {"a": 1}}, ("headers",)),

@@ -111,7 +111,7 @@ TOPIC = re.compile(r"[^#+\x00]+")
 
 
 class MqttDriver:
-    """Publishes the Task to the capability's ``topic``; the device answers on
+    """Publishes the Task to the capability's ``topic`` (QoS 1); the device answers on
     ``citytwin/tasks/<task id>/answer`` (named in the message as ``answerTopic``)."""
 
     name = "mqtt"
@@ -122,9 +122,6 @@ class MqttDriver:
             raise ValueError("the mqtt driver needs a topic without wildcards, e.g. devices/x/cmd")
         if topic.startswith(("v1.0/", "v1.1/", ANSWER_PREFIX + "/", "$")):
             raise ValueError(f"the mqtt driver's topic {topic!r} is reserved")
-        qos = config.get("qos", 1)
-        if qos not in (0, 1, 2):
-            raise ValueError("the mqtt driver's qos must be 0, 1 or 2")
 
     async def send(self, order: Order, context: DriverContext) -> Outcome:
         if not context.mqtt_on():
