@@ -19,6 +19,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -139,6 +140,10 @@ class WebhookDriver:
 
     name = "webhook"
 
+    def __init__(self, workers: int = 8) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
     def check(self, config: Mapping[str, Any]) -> None:
         url = config.get("url")
         if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
@@ -156,8 +161,13 @@ class WebhookDriver:
             str(order.config["url"]), data=body, headers=headers, method="POST"
         )
         # the standard library's client blocks: it runs in a thread, so the event loop
-        # (and the client that POSTed the Task) never waits for the device
-        return await asyncio.to_thread(_post, request, context.timeout)
+        # (and the client that POSTed the Task) never waits for the device; in threads of
+        # its own, so that slow devices cannot hold up what asyncio runs in its default
+        # pool (such as DNS lookups of database and broker connections)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="citytwin-webhook")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, _post, request, context.timeout)
 
 
 def _post(request: urllib.request.Request, timeout: float) -> Outcome:
