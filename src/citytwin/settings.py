@@ -181,6 +181,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Connections per instance in each PostgreSQL pool (one pool reads, one writes).",
         _positive,
     ),
+    Setting(
+        "task_timeout",
+        float,
+        10.0,
+        "Seconds a device may take to answer a Task handed to it over a webhook.",
+        _positive,
+    ),
     Setting("auto_migrate", bool, True, "Apply pending schema migrations when the server starts."),
     Setting("log_level", str, "info", "Logging level: debug, info, warning or error."),
 )

@@ -23,10 +23,18 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
-from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
+from citytwin.plugins.manager import (
+    build_registry,
+    build_storage,
+    plugin_manager,
+    task_drivers,
+    write_rules,
+)
 from citytwin.service import Request, Service
 from citytwin.service import Response as ServiceResponse
 from citytwin.settings import Settings, load_settings
+from citytwin.tasking.dispatch import Dispatcher
+from citytwin.tasking.drivers import DriverContext
 
 log = logging.getLogger("citytwin.http")
 
@@ -57,10 +65,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
         max_export_rows=settings.result_format_max_rows,
         max_buckets=settings.aggregate_max_buckets,
+        write_rules=write_rules(pm),
     )
     metrics = Metrics()
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
     mqtt = Mqtt(service, settings, bus, metrics, str(base))
+    tasks = Dispatcher(
+        service,
+        task_drivers(pm),
+        DriverContext(mqtt.publish, lambda: mqtt.transport is not None, settings.task_timeout),
+        str(base),
+    )
 
     async def root(request: HttpRequest) -> Response:
         base = _base_url(settings, request.scope, request.headers.get("host"))
@@ -88,12 +103,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await storage.open()
         try:
             await mqtt.start()
+            tasks.start(mqtt.ingest.listen)
             thresholds = _settle_heap()
             try:
                 yield
             finally:
                 gc.unfreeze()  # what this app made can be collected once it is gone
                 gc.set_threshold(*thresholds)
+                await tasks.stop()
                 await mqtt.stop()
         finally:
             await storage.close()
@@ -163,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.service = service
     app.state.mqtt = mqtt
+    app.state.tasks = tasks
     app.state.settings = settings
     return app
 

@@ -104,5 +104,16 @@ class EntityType:
     def navigation(self, name: str) -> Navigation | None:
         return self._navs.get(name)
 
+    def with_navigations(self, extra: tuple[Navigation, ...]) -> EntityType:
+        """This type with navigation properties another plugin adds to it."""
+        return EntityType(
+            self.name,
+            self.set_name,
+            self.table,
+            self.properties,
+            self.navigations + extra,
+            self.id_column,
+        )
+
 
 ID_NAMES = ("@iot.id", "id")

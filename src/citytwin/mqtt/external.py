@@ -42,8 +42,9 @@ from citytwin.metrics import Metrics
 from citytwin.mqtt.ingest import Ingest
 from citytwin.mqtt.link import IngestLink
 from citytwin.mqtt.notify import Subscriptions
-from citytwin.mqtt.topics import VERSIONS
+from citytwin.mqtt.topics import CREATES, VERSIONS
 from citytwin.mqtt.wire import Publish
+from citytwin.tasking.drivers import ANSWER_PREFIX
 
 log = logging.getLogger("citytwin.mqtt")
 
@@ -105,7 +106,10 @@ class ExternalBroker:
             self.host,
             self.port,
             f"citytwin-{instance}-ingest",
-            [f"{SHARE}/{v}/{t}" for v in VERSIONS for t in ("Observations", "+/Observations")],
+            [
+                *(f"{SHARE}/{v}/{p}{c}" for v in VERSIONS for c in CREATES for p in ("", "+/")),
+                f"{SHARE}/{ANSWER_PREFIX}/+/answer",  # devices answering Tasks
+            ],
             self._take_in,
             tls=self.tls,
             username=self.username,

@@ -1,4 +1,6 @@
-"""Observations published over MQTT, stored through the same service as HTTP POSTs."""
+"""Observations and Tasks published over MQTT, stored through the same service as HTTP
+POSTs; publishes on topics that other parts of citytwin listen to (a device's answer to
+a Task) are handed to them."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from citytwin.service import Request, Response, Service
 log = logging.getLogger("citytwin.mqtt")
 
 Publish = Callable[[str, bytes], Awaitable[None]]
+Handler = Callable[[str, bytes], Awaitable[None]]
 
 
 class Ingest:
@@ -34,12 +37,24 @@ class Ingest:
         self.error_prefix = error_prefix.rstrip("/")
         self.metrics = metrics
         self._creates: dict[str, bool] = {}  # topic text -> is it a create topic
+        self._listeners: list[tuple[str, Handler]] = []
+
+    def listen(self, prefix: str, handler: Handler) -> None:
+        """Hand publishes on topics starting with ``prefix`` to ``handler``."""
+        self._listeners.append((prefix, handler))
+        self._creates.clear()
+
+    def _listener(self, topic_text: str) -> Handler | None:
+        return next((h for p, h in self._listeners if topic_text.startswith(p)), None)
 
     def is_create(self, topic_text: str) -> bool:
+        """Whether a publish on the topic is taken in here (stored, or handed on)."""
         known = self._creates.get(topic_text)
         if known is None:
             topic = try_parse_topic(topic_text, self.service.registry)
-            known = topic is not None and is_create_topic(topic)
+            known = self._listener(topic_text) is not None or (
+                topic is not None and is_create_topic(topic)
+            )
             if len(self._creates) >= 10_000:
                 self._creates.clear()
             self._creates[topic_text] = known
@@ -64,6 +79,10 @@ class Ingest:
         """Store the Observation, or publish why not. Raises Unavailable when the database
         cannot be reached, so that the publish is not acknowledged and comes again."""
         self.metrics.inc("citytwin_mqtt_received_total")
+        handler = self._listener(topic_text)
+        if handler is not None:
+            await handler(topic_text, payload)
+            return
         response = await self.service.handle(self._request(topic_text, payload))
         await self._settle(topic_text, payload, sender, response)
 
@@ -71,9 +90,16 @@ class Ingest:
         """Store several publishes together; for each, None when it is settled (stored or
         reported), Unavailable when the database could not be reached."""
         self.metrics.inc("citytwin_mqtt_received_total", len(publishes))
-        responses = await self.service.handle_many([self._request(t, p) for t, p in publishes])
+        handed = [self._listener(t) for t, _ in publishes]
+        posts = [self._request(t, p) for (t, p), h in zip(publishes, handed, strict=True) if not h]
+        responses = iter(await self.service.handle_many(posts))
         outcomes: list[Unavailable | None] = []
-        for (topic_text, payload), response in zip(publishes, responses, strict=True):
+        for (topic_text, payload), handler in zip(publishes, handed, strict=True):
+            if handler is not None:
+                await handler(topic_text, payload)
+                outcomes.append(None)
+                continue
+            response = next(responses)
             try:
                 await self._settle(topic_text, payload, None, response)
                 outcomes.append(None)

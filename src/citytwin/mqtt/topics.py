@@ -4,7 +4,8 @@ A topic is a resource path with the version prefix, and for collections optional
 query: ``v1.1/Datastreams(1)/Observations``, ``v1.1/Things(1)``, ``v1.1/Things(1)/name``,
 ``v1.1/Observations?$select=result,phenomenonTime``. Publishing an Observation to
 ``v1.1/Observations``, ``v1.1/Datastreams(x)/Observations`` or
-``v1.1/FeaturesOfInterest(x)/Observations`` creates it.
+``v1.1/FeaturesOfInterest(x)/Observations`` creates it; so does publishing a Task to
+``v1.1/Tasks`` or ``v1.1/TaskingCapabilities(x)/Tasks``.
 """
 
 from __future__ import annotations
@@ -86,15 +87,19 @@ def try_parse_topic(
         return None
 
 
+# collections an entity may be published to, to create it, and the parents they may follow
+CREATES = {
+    "Observations": ("Datastreams", "FeaturesOfInterest"),
+    "Tasks": ("TaskingCapabilities",),
+}
+
+
 def is_create_topic(topic: Topic) -> bool:
-    """Topics an Observation may be published to, to create it (section 14.1)."""
+    """Topics an Observation (section 14.1) or a Task may be published to, to create it."""
     segs = topic.path.segments
-    if topic.path.property is not None or topic.path.single or segs[-1].name != "Observations":
+    parents = CREATES.get(segs[-1].name)
+    if topic.path.property is not None or topic.path.single or parents is None:
         return False
     if len(segs) == 1:
         return True
-    return (
-        len(segs) == 2
-        and segs[0].id is not None
-        and segs[0].name in ("Datastreams", "FeaturesOfInterest")
-    )
+    return len(segs) == 2 and segs[0].id is not None and segs[0].name in parents

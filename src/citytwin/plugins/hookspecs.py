@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from citytwin.model import EntityType, Registry
+    from citytwin.model import EntityType, Navigation, Registry
+    from citytwin.service.extensions import WriteRule
     from citytwin.settings import Settings
     from citytwin.storage.base import Storage
+    from citytwin.tasking.drivers import TaskDriver
 
 hookspec = pluggy.HookspecMarker("citytwin")
 hookimpl = pluggy.HookimplMarker("citytwin")
@@ -25,4 +27,24 @@ def citytwin_entity_types() -> Sequence[EntityType]:
 @hookspec(firstresult=True)
 def citytwin_storage(url: str, registry: Registry, settings: Settings) -> Storage | None:
     """A storage backend for ``url``, or None if this plugin does not handle it."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_navigations() -> Sequence[tuple[str, Navigation]]:
+    """Navigation properties this plugin adds to entity types of other plugins, as
+    (entity type name, navigation); the inverse is on one of this plugin's types."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_write_rules(pm: pluggy.PluginManager) -> Sequence[WriteRule]:
+    """Checks run inside write transactions for this plugin's entity types (``pm`` gives
+    them what other plugins offer, such as task drivers)."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_task_drivers() -> Sequence[TaskDriver]:
+    """Drivers that hand Tasks to devices; a TaskingCapability names one by its ``name``."""
     raise NotImplementedError

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pluggy
 
 from citytwin.errors import ConfigurationError
-from citytwin.model import Registry
-from citytwin.plugins import core, hookspecs
+from citytwin.model import Navigation, Registry
+from citytwin.plugins import core, hookspecs, tasking
+from citytwin.service.extensions import WriteRule
 from citytwin.settings import Settings
 from citytwin.storage.base import Storage
+from citytwin.tasking.drivers import TaskDriver
 
-DEFAULT_PLUGINS = (core,)
+DEFAULT_PLUGINS = (core, tasking)
 
 
 def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
@@ -25,6 +27,13 @@ def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     types = [et for batch in pm.hook.citytwin_entity_types() for et in batch]
+    added: dict[str, list[Navigation]] = {}
+    for batch in pm.hook.citytwin_navigations():
+        for type_name, nav in batch:
+            added.setdefault(type_name, []).append(nav)
+    types = [et.with_navigations(tuple(added.pop(et.name, ()))) for et in types]
+    if added:
+        raise ConfigurationError(f"navigation added to unknown entity types {sorted(added)}")
     return Registry(types)
 
 
@@ -36,3 +45,17 @@ def build_storage(pm: pluggy.PluginManager, registry: Registry, settings: Settin
     if storage is None:
         raise ConfigurationError(f"no storage backend for database URL {url}")
     return storage
+
+
+def write_rules(pm: pluggy.PluginManager) -> list[WriteRule]:
+    return [rule for batch in pm.hook.citytwin_write_rules(pm=pm) for rule in batch]
+
+
+def task_drivers(pm: pluggy.PluginManager) -> dict[str, TaskDriver]:
+    drivers: dict[str, TaskDriver] = {}
+    for batch in pm.hook.citytwin_task_drivers():
+        for driver in batch:
+            if driver.name in drivers:
+                raise ConfigurationError(f"two task drivers are named {driver.name!r}")
+            drivers[driver.name] = driver
+    return drivers

@@ -21,6 +21,7 @@ from citytwin.serialize.sta import Serializer
 from citytwin.service.aggregation import aggregate, is_aggregate
 from citytwin.service.batching import Batcher
 from citytwin.service.export import export
+from citytwin.service.extensions import WriteRule
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
 from citytwin.service.writing import Post, create, create_together, delete, update
@@ -40,6 +41,10 @@ CONFORMANCE = (
     "request-data",
     "create-update-delete",
 )
+TASKING_CONFORMANCE = tuple(
+    "http://www.opengis.net/spec/iot_tasking/1.0/req/" + c
+    for c in ("tasking-capability", "task", "actuator", "create-tasks")
+)
 
 
 class Service:
@@ -56,6 +61,7 @@ class Service:
         count_limit: int | None = None,
         max_export_rows: int = 1_000_000,
         max_buckets: int = 100_000,
+        write_rules: Sequence[WriteRule] = (),
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -65,6 +71,7 @@ class Service:
         self.count_limit = count_limit
         self.max_export_rows = max_export_rows  # rows of one CSV or GeoJSON answer
         self.max_buckets = max_buckets  # of one $aggregate request
+        self.write_rules = tuple(write_rules)
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -207,7 +214,8 @@ class Service:
                 {"name": et.set_name, "url": f"{root}/{et.set_name}"} for et in self.registry
             ],
             "serverSettings": {
-                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE],
+                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE]
+                + (list(TASKING_CONFORMANCE) if self.registry.by_set("Tasks") else []),
                 "citytwin": {"version": __version__},
             },
         }

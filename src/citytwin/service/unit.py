@@ -15,6 +15,7 @@ from citytwin.model import EntityType, Kind, Navigation, Registry
 from citytwin.model.values import Interval, encode_result
 from citytwin.planner.tables import Tables
 from citytwin.service.drafts import Draft, geometry_of
+from citytwin.service.extensions import WriteRule
 from citytwin.service.rules import Rules
 from citytwin.storage.base import Json, Row, Storage, Writer
 
@@ -25,7 +26,12 @@ class Unit:
     """A write transaction and what it changed."""
 
     def __init__(
-        self, registry: Registry, storage: Storage, writer: Writer, now: datetime | None = None
+        self,
+        registry: Registry,
+        storage: Storage,
+        writer: Writer,
+        now: datetime | None = None,
+        extensions: Sequence[WriteRule] = (),
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -37,6 +43,7 @@ class Unit:
         self.written: dict[tuple[str, int], dict[str, Any]] = {}  # rows this unit inserted
         self.known: set[tuple[str, int]] = set()  # entities found to exist, not deleted since
         self.rules = Rules(self)
+        self.extensions = extensions
 
     # --- events ---------------------------------------------------------------------------
     def note(
@@ -218,6 +225,8 @@ class Unit:
             if nav.fk is not None:
                 row[nav.fk] = ident
         await self.rules.before_insert(et, draft, row)
+        for ext in self.extensions:
+            await ext.before_insert(self, et, draft, row)
         for nav in et.navigations:
             if nav.fk is not None and nav.required and row.get(nav.fk) is None:
                 raise InvalidEntity(f"{draft.where}: {_a(et.name)} needs {_a(nav.name)}")
@@ -298,6 +307,8 @@ class Unit:
             await self.require(self.registry.target(nav), sub.ref, sub.where)
             cols[nav.fk] = sub.ref
         changed = set(draft.values) | set(draft.one)
+        for ext in self.extensions:
+            await ext.before_update(self, et, entity_id, draft, cols, current)
         await self.w.update(et.table, entity_id, cols)
         self.note(et, entity_id, "updated", changed)
         for name, subs in draft.many.items():

@@ -88,7 +88,7 @@ async def _transaction(
     planner = service.planner()
     target = planner.resolve(path)
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w, planner.compiler.now)
+        unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
         yield planner, target, unit
     await service.bus.publish(unit.events)
 
@@ -292,7 +292,7 @@ async def _store_together(
     service: Service, planner: ReadPlanner, together: Sequence[Together]
 ) -> list[tuple[Together, int, dict[str, Any]]]:
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w, planner.compiler.now)
+        unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
         await _parents_exist(service, unit, together)
         by_type: dict[str, list[Together]] = {}
         for item in together:

@@ -1,0 +1,153 @@
+"""Hands committed Tasks to their drivers and keeps what the devices answer.
+
+The dispatcher listens to the change-event bus: a Task created by this instance (over
+HTTP or MQTT) is handed to its capability's driver in a background task, so the client
+that created it never waits for the device. Every change of status is written to the
+Task and announced on the bus like any update, so that MQTT subscribers see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from citytwin.bus import ChangeEvent
+from citytwin.service import Request, Service
+from citytwin.storage.base import Json
+from citytwin.tasking.drivers import (
+    ANSWER_PREFIX,
+    DriverContext,
+    Order,
+    Outcome,
+    TaskDriver,
+    outcome_of,
+)
+from citytwin.tasking.rules import driver_config
+
+log = logging.getLogger("citytwin.tasking")
+
+EXPAND = "TaskingCapability($expand=Thing($select=id),Actuator($select=id))"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        service: Service,
+        drivers: Mapping[str, TaskDriver],
+        context: DriverContext,
+        base_url: str,
+    ) -> None:
+        self.service = service
+        self.drivers = drivers
+        self.context = context
+        self.base_url = base_url.rstrip("/")
+        self._running: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self, listen: Callable[[str, Callable[[str, bytes], Awaitable[None]]], None]) -> None:
+        """Listen to the bus, and (through ``listen``) to answers published over MQTT."""
+        self._unsubscribe = self.service.bus.subscribe(self.on_event)
+        listen(ANSWER_PREFIX + "/", self.on_answer)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until every hand-over under way has finished."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
+
+    def on_event(self, event: ChangeEvent) -> None:
+        if event.entity_type == "Task" and event.kind == "created" and event.origin is None:
+            task = asyncio.get_running_loop().create_task(self.hand_over(event.entity_id))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def hand_over(self, task_id: int) -> None:
+        try:
+            order, driver = await self._order(task_id)
+            if order is None or driver is None:
+                return
+            outcome = await driver.send(order, self.context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("handing Task %s to its driver failed", task_id)
+            outcome = Outcome("failed", f"the driver failed: {exc}")
+        await self.record(task_id, outcome)
+
+    async def _order(self, task_id: int) -> tuple[Order | None, TaskDriver | None]:
+        request = Request(
+            "GET",
+            "v1.1",
+            f"Tasks({task_id})",
+            query=(("$expand", EXPAND),),
+            base_url=self.base_url,
+        )
+        response = await self.service.handle(request)
+        if response.status != 200:
+            return None, None  # deleted meanwhile
+        task = orjson.loads(response.body)
+        capability = task["TaskingCapability"]
+        config = driver_config(capability.get("properties"))
+        if config is None:
+            return None, None  # no driver: the Task stays "created" for someone to fetch
+        driver = self.drivers.get(str(config.get("name")))
+        if driver is None:
+            await self.record(task_id, Outcome("failed", f"no driver {config.get('name')!r}"))
+            return None, None
+        order = Order(
+            task_id=task_id,
+            self_link=task["@iot.selfLink"],
+            capability_id=capability["@iot.id"],
+            capability=capability["name"],
+            thing_id=capability["Thing"]["@iot.id"],
+            actuator_id=capability["Actuator"]["@iot.id"],
+            parameters=task["taskingParameters"],
+            creation_time=task["creationTime"],
+            config=config,
+        )
+        return order, driver
+
+    async def on_answer(self, topic: str, payload: bytes) -> None:
+        """A device's answer on citytwin/tasks/<id>/answer."""
+        parts = topic[len(ANSWER_PREFIX) + 1 :].split("/")
+        if len(parts) != 2 or parts[1] != "answer" or not parts[0].isdigit():
+            log.warning("ignored a publish on %s: not a Task's answer topic", topic)
+            return
+        try:
+            reply: Any = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            reply = payload[:2000].decode("utf-8", errors="replace")
+        await self.record(int(parts[0]), outcome_of(reply, default="failed"))
+
+    async def record(self, task_id: int, outcome: Outcome) -> None:
+        """Keep a Task's status and answer, and announce the change."""
+        table = self.service.storage.tables.entity["Task"]
+        values: dict[str, Any] = {"status": outcome.status, "status_message": outcome.message}
+        changed = {"status", "statusMessage"}
+        if outcome.answer is not None:
+            values["answer"] = Json(outcome.answer)
+            changed.add("answer")
+        async with self.service.storage.writer() as w:
+            found = await w.fetch(
+                sa.select(table.c.status).where(table.c.id == task_id).with_for_update()
+            )
+            if not found:
+                return  # deleted meanwhile
+            if outcome.status == "sent" and found[0][0] not in ("created", "sent"):
+                return  # the device answered before the driver came back
+            await w.update("tasks", task_id, values)
+        event = ChangeEvent("Task", task_id, "updated", frozenset(changed))
+        await self.service.bus.publish([event])
