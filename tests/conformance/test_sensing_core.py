@@ -50,7 +50,7 @@ def city(client: Client) -> dict[str, Any]:
 # --- landing page ---------------------------------------------------------------------------
 def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) -> None:
     body = client.ok("GET", "/v1.1")
-    assert [v["name"] for v in body["value"]] == list(ENTITY_SETS)
+    assert [v["name"] for v in body["value"]] == [*ENTITY_SETS, "MultiDatastreams"]
     for v in body["value"]:
         assert v["url"] == f"{ROOT}/{v['name']}"
     conformance = body["serverSettings"]["conformance"]
@@ -60,6 +60,8 @@ def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) 
         base + "resource-path/resource-path-to-entities",
         base + "request-data",
         base + "create-update-delete",
+        base + "multi-datastream",
+        base + "data-array/data-array",
     }
     assert body["serverSettings"]["citytwin"]["version"]
 

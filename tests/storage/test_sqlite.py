@@ -43,9 +43,13 @@ def test_url_forms() -> None:
 def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> None:
     s = SqliteStore(f"sqlite:///{tmp_path}/fresh.db", REGISTRY)
     assert run(s.schema_version()) == 0
-    assert run(s.migrate()) == ["0001_sensing_core.sql", "0002_datastream_summary.sql"]
+    assert run(s.migrate()) == [
+        "0001_sensing_core.sql",
+        "0002_datastream_summary.sql",
+        "0003_multidatastreams.sql",
+    ]
     assert run(s.migrate()) == []
-    assert run(s.schema_version()) == 2
+    assert run(s.schema_version()) == 3
     conn = sqlite3.connect(s.path)
     for name, table in s.tables.metadata.tables.items():
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}

@@ -36,6 +36,8 @@ CONFORMANCE = (
     "resource-path/resource-path-to-entities",
     "request-data",
     "create-update-delete",
+    "multi-datastream",
+    "data-array/data-array",
 )
 
 
