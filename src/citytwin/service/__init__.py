@@ -18,6 +18,12 @@ from citytwin.query.parser import parse_query
 from citytwin.query.path import ResourcePath, parse_path
 from citytwin.serialize.sta import Serializer
 from citytwin.service.batching import Batcher
+from citytwin.service.dataarrays import (
+    CREATE_OBSERVATIONS,
+    create_observations,
+    is_data_array,
+    read_data_array,
+)
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
 from citytwin.service.writing import Post, create, create_together, delete, update
@@ -143,7 +149,10 @@ class Service:
                 self._paths.clear()
             self._paths[request.path] = path
         options = parse_query(request.query) if request.query else NO_OPTIONS
-        if options.result_format is not None and options.result_format.lower() != "default":
+        if options.result_format is not None and options.result_format.lower() not in (
+            "default",
+            "dataarray",
+        ):
             raise BadRequest(
                 f"$resultFormat={options.result_format} is not supported; leave it out for "
                 "SensorThings JSON"
@@ -157,9 +166,15 @@ class Service:
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
+        if request.path.strip("/") == CREATE_OBSERVATIONS:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{CREATE_OBSERVATIONS} only takes POST", ("POST",))
+            return await create_observations(self, request)
         path, options = self._parse(request)
         method = request.method
         if method in ("GET", "HEAD"):
+            if is_data_array(options):
+                return await read_data_array(self, request, path, options)
             return await read(self, request, path, options)
         if method == "POST":
             self._writable_collection(path)
