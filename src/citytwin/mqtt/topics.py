@@ -96,5 +96,5 @@ def is_create_topic(topic: Topic) -> bool:
     return (
         len(segs) == 2
         and segs[0].id is not None
-        and segs[0].name in ("Datastreams", "FeaturesOfInterest")
+        and segs[0].name in ("Datastreams", "MultiDatastreams", "FeaturesOfInterest")
     )
