@@ -242,3 +242,26 @@ def test_sensor_delete_takes_its_multidatastreams(client: Client, md: dict[str, 
     sensor_id = client.ok("GET", f"MultiDatastreams({md['md']})/Sensor")["@iot.id"]
     client.ok("DELETE", f"Sensors({sensor_id})")
     assert client.ids("MultiDatastreams") == []
+
+
+def test_the_summary_follows_deletes_and_updates(client: Client, md: dict[str, int]) -> None:
+    url = f"MultiDatastreams({md['md']})"
+    made = [
+        client.create(
+            f"{url}/Observations",
+            {"result": [i, i], "phenomenonTime": f"2024-03-0{i + 1}T00:00:00Z"},
+        )
+        for i in range(3)
+    ]
+    assert client.ok("GET", url)["phenomenonTime"] == "2024-03-01T00:00:00Z/2024-03-03T00:00:00Z"
+    client.ok("DELETE", f"Observations({made[2]})")
+    client.ok("PATCH", f"Observations({made[0]})", {"phenomenonTime": "2024-02-01T00:00:00Z"})
+    assert client.ok("GET", url)["phenomenonTime"] == "2024-02-01T00:00:00Z/2024-03-02T00:00:00Z"
+    fast = client.ok("GET", f"{url}/Observations?$count=true&$top=0")["@iot.count"]
+    slow = client.ok("GET", f"{url}/Observations?$count=true&$top=0&$filter=id ge 0")
+    assert fast == slow["@iot.count"] == 2
+    latest = client.ok(
+        "GET", f"{url}?$expand=Observations($top=1;$orderby=phenomenonTime desc;$count=true)"
+    )
+    assert [o["@iot.id"] for o in latest["Observations"]] == [made[1]]
+    assert latest["Observations@iot.count"] == 2
