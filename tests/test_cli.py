@@ -50,6 +50,7 @@ def test_db_migrate(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "applied 0001_sensing_core.sql" in first.output
     assert "applied 0002_datastream_summary.sql" in first.output
+    assert "applied 0003_multidatastreams.sql" in first.output
     assert "applied 0004_tasking.sql" in first.output
     second = CliRunner().invoke(main, ["db", "migrate", "--db", url])
     assert "schema version 4 (up to date)" in second.output

@@ -51,6 +51,7 @@ def city(client: Client) -> dict[str, Any]:
 def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) -> None:
     body = client.ok("GET", "/v1.1")
     assert [v["name"] for v in body["value"]][: len(ENTITY_SETS)] == list(ENTITY_SETS)
+    assert "MultiDatastreams" in [v["name"] for v in body["value"]]
     for v in body["value"]:
         assert v["url"] == f"{ROOT}/{v['name']}"
     conformance = body["serverSettings"]["conformance"]
@@ -60,6 +61,8 @@ def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) 
         base + "resource-path/resource-path-to-entities",
         base + "request-data",
         base + "create-update-delete",
+        base + "multi-datastream",
+        base + "data-array/data-array",
     }
     assert body["serverSettings"]["citytwin"]["version"]
 
@@ -426,9 +429,10 @@ def test_bad_query_options_are_400_naming_the_option(
 
 
 def test_unsupported_result_format_is_refused_not_ignored(client: Client, city: Any) -> None:
-    resp = client.get("Observations?$resultFormat=dataArray")
+    resp = client.get("Observations?$resultFormat=XLSX")
     assert resp.status_code == 400
-    assert "$resultFormat=dataArray is not supported" in resp.json()["message"]
+    assert "$resultFormat=XLSX is not supported" in resp.json()["message"]
+    assert "dataArray" in resp.json()["message"]  # the supported ones are named
     assert len(client.values("Things?$resultFormat=default")) == 2
 
 

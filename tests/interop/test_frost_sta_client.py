@@ -352,6 +352,38 @@ def test_select(service: Any, scenario: Scenario) -> None:
     assert got == [(o.id, float(i), None) for i, o in enumerate(scenario.observations[:3])]
 
 
+# --- data arrays ----------------------------------------------------------------------------
+def test_create_observations_with_a_data_array(
+    service: Any, fsc: ModuleType, scenario: Scenario
+) -> None:
+    ds = _make_datastream(fsc, "Bulk", scenario.thing, scenario.sensor, scenario.observed_property)
+    service.create(ds)
+    dav = fsc.DataArrayValue()
+    dav.datastream = fsc.Datastream(id=ds.id)
+    prop = fsc.DataArrayValue.Property
+    dav.components = {prop.PHENOMENON_TIME, prop.RESULT, prop.PARAMETERS}
+    times = [obs_time(1000 + i) for i in range(5)]
+    for i, t in enumerate(times):
+        # a datetime, which the client writes with isoformat(), and a string
+        phenomenon = t if i % 2 else iso_z(t)
+        dav.add_observation(
+            fsc.Observation(result=i * 1.5, phenomenon_time=phenomenon, parameters={"i": i})
+        )
+    doc = fsc.DataArrayDocument()
+    doc.add_data_array_value(dav)
+    created = service.observations().create(doc)
+    links = [o.self_link for o in created]
+    assert len(links) == 5
+    assert all("/Observations(" in link for link in links)
+    stored = list(ds.get_observations().query().orderby("phenomenonTime", "asc").list())
+    assert [o.result for o in stored] == [i * 1.5 for i in range(5)]
+    assert [parse_time(o.phenomenon_time) for o in stored] == times
+    assert [o.parameters for o in stored] == [{"i": i} for i in range(5)]
+    assert sorted(int(link[link.rindex("(") + 1 : -1]) for link in links) == sorted(
+        o.id for o in stored
+    )
+
+
 # --- update (PUT), patch (JSON Patch), delete ------------------------------------------------
 def test_patch_sends_json_patch(service: Any, fsc: ModuleType) -> None:
     sensor = fsc.Sensor(

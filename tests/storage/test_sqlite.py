@@ -46,6 +46,7 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
     assert run(s.migrate()) == [
         "0001_sensing_core.sql",
         "0002_datastream_summary.sql",
+        "0003_multidatastreams.sql",
         "0004_tasking.sql",
     ]
     assert run(s.migrate()) == []

@@ -61,7 +61,9 @@ class Navigation:
 
     Exactly one of ``fk`` (a column of this entity's table holding the target id),
     ``reverse_fk`` (a column of the target's table holding this entity's id) or ``link``
-    (table, column for this entity, column for the target) is set.
+    (table, column for this entity, column for the target) is set. ``order`` names a
+    column of the link table holding each target's position, for lists whose order means
+    something (a MultiDatastream's ObservedProperties); it is kept on the owning side.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Navigation:
     reverse_fk: str | None = None
     link: tuple[str, str, str] | None = None
     required: bool = False  # must be given (or implied by the path) on create
+    order: str | None = None
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def try_parse_topic(
 
 # collections an entity may be published to, to create it, and the parents they may follow
 CREATES = {
-    "Observations": ("Datastreams", "FeaturesOfInterest"),
+    "Observations": ("Datastreams", "MultiDatastreams", "FeaturesOfInterest"),
     "Tasks": ("TaskingCapabilities",),
 }
 

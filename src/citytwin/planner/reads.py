@@ -29,6 +29,7 @@ from citytwin.query.ast import Expand, OrderBy, Path, QueryOptions
 from citytwin.query.path import ResourcePath
 
 LATEST = (OrderBy(Path(("phenomenonTime",)), descending=True),)
+STREAMS = ("Datastream", "MultiDatastream")  # entity types with an Observation summary
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,10 @@ class ReadPlanner:
                     limited = rows.limit(self.count_limit + 1).subquery()
                     probe = sa.select(sa.func.count()).select_from(limited)
         terms, keys = self._order(scope, options.orderby)
+        position = self._position(target) if not options.orderby else None
+        if position is not None:
+            terms.insert(0, position)
+            keys = None  # paged by offset: the position is not a column of the rows
         top = min(self.default_top if options.top is None else options.top, self.max_top)
         sel = self.selection(target.et, options, top_level=True)
         cols = self.columns(scope, sel, self.fks_for(target.et, options))
@@ -308,22 +313,47 @@ class ReadPlanner:
             stmt = stmt.offset(skip)
         return Page(stmt, count, top, keyset, probe, rows, self.count_limit)
 
+    def _position(self, target: Target) -> Sql | None:
+        """For an ordered list (``MultiDatastreams(1)/ObservedProperties``), each entity's
+        place in it."""
+        nav, parent = target.via, target.parent
+        if nav is None or nav.order is None or nav.link is None or parent is None:
+            return None
+        if parent.id is None:
+            return None
+        table, src_col, dst_col = nav.link
+        link = self.compiler.link_alias(table)
+        return (
+            sa.select(sa.func.min(link.c[nav.order]))
+            .where(
+                link.c[src_col] == parent.id,
+                link.c[dst_col] == target.scope.col(target.et.id_column),
+            )
+            .scalar_subquery()
+            .asc()
+        )
+
     # --- the Datastream summary ---------------------------------------------------------------
     def _summary_count(self, target: Target, options: QueryOptions) -> AnySelect | None:
         """Unfiltered counts of Observations, read from the Datastream summary."""
         if target.et.name != "Observation" or options.filter is not None:
             return None
-        ds = self.compiler.alias(self.registry.type("Datastream"))
         if target.parent is None and not target.conditions:
-            return sa.select(sa.func.coalesce(sa.func.sum(ds.c.observation_count), 0))
+            sums = []
+            for name in STREAMS:
+                ds = self.compiler.alias(self.registry.type(name))
+                total = sa.select(sa.func.coalesce(sa.func.sum(ds.c.observation_count), 0))
+                sums.append(total.scalar_subquery())
+            return sa.select(sa.func.coalesce(sums[0] + sums[1], 0))
         parent = target.parent
         if (
             parent is not None
-            and parent.et.name == "Datastream"
+            and parent.et.name in STREAMS
             and parent.id is not None
             and target.via is not None
             and target.via.name == "Observations"
         ):
+            ds = self.compiler.alias(parent.et)
             return sa.select(ds.c.observation_count).where(ds.c.id == parent.id)
         return None
 
@@ -331,7 +361,7 @@ class ReadPlanner:
     def _is_latest(parent_et: EntityType, nav: Navigation, options: QueryOptions) -> bool:
         """``Datastreams?$expand=Observations($top=1;$orderby=phenomenonTime desc)``."""
         return (
-            parent_et.name == "Datastream"
+            parent_et.name in STREAMS
             and nav.name == "Observations"
             and options.top == 1
             and not options.skip
@@ -373,7 +403,7 @@ class ReadPlanner:
             # the maintained reference: one index probe per Datastream, no scan
             ds = self.compiler.alias(parent_et)
             on = sa.and_(
-                t.c.datastream_id == ds.c.id,  # the distribution key, for a sharded store
+                t.c[nav.reverse_fk or ""] == ds.c.id,  # the distribution key, when sharded
                 t.c[et.id_column] == ds.c.last_observation_id,
                 t.c.phenomenon_time_start == ds.c.last_observation_start,
             )
@@ -392,6 +422,7 @@ class ReadPlanner:
             )
             return ExpandPlan(nav, et, stmt, None, options, sel, top, list(options.expand))
         source: Any = t
+        first: list[Sql] = []  # ordering before the requested one
         if nav.reverse_fk is not None:
             parent_key = t.c[nav.reverse_fk]
         else:
@@ -400,6 +431,8 @@ class ReadPlanner:
             link = self.compiler.link_alias(table)
             parent_key = link.c[src_col]
             source = link.join(t, t.c[et.id_column] == link.c[dst_col])
+            if nav.order is not None and not options.orderby:
+                first.append(link.c[nav.order].asc())
 
         def select_for(cond: Sql) -> AnySelect:
             return (
@@ -409,6 +442,7 @@ class ReadPlanner:
             )
 
         terms, _ = self._order(scope, options.orderby)
+        terms = first + terms
         if len(keys) == 1:
             stmt = select_for(parent_key == keys[0]).order_by(*terms).limit(top + 1)
             if options.skip:
@@ -420,7 +454,7 @@ class ReadPlanner:
         count = None
         if (
             options.count
-            and parent_et.name == "Datastream"
+            and parent_et.name in STREAMS
             and nav.name == "Observations"
             and options.filter is None
         ):

@@ -29,6 +29,7 @@ EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("last_observation_end", "time"),
     ),
 }
+EXTRA_COLUMNS["multi_datastreams"] = EXTRA_COLUMNS["datastreams"]  # the same summary
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,14 @@ class Tables:
             for nav in et.navigations:
                 if nav.link is not None and nav.link[0] not in self.link:
                     table, src, dst = nav.link
+                    order = nav.order or registry.inverse(nav).order
+                    extra = [sa.Column(order, types.id, nullable=False)] if order else []
                     self.link[table] = sa.Table(
                         table,
                         self.metadata,
                         sa.Column(src, types.id, nullable=False),
                         sa.Column(dst, types.id, nullable=False),
+                        *extra,
                     )
 
     def _entity_table(self, et: EntityType) -> sa.Table:

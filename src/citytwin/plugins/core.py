@@ -1,4 +1,4 @@
-"""The built-in plugin: the SensorThings sensing core and the embedded SQLite store."""
+"""The built-in plugin: the SensorThings sensing core with MultiDatastreams, and the stores."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from citytwin.model import EntityType, Registry
 from citytwin.model.core import SENSING_CORE
+from citytwin.model.multi import with_multi_datastreams
 from citytwin.plugins.hookspecs import hookimpl
 from citytwin.settings import Settings
 from citytwin.storage.base import Storage
@@ -13,7 +14,7 @@ from citytwin.storage.base import Storage
 
 @hookimpl
 def citytwin_entity_types() -> Sequence[EntityType]:
-    return SENSING_CORE
+    return with_multi_datastreams(SENSING_CORE)
 
 
 @hookimpl

@@ -28,13 +28,15 @@ class Writer(Protocol):
 
 WriterFactory = Callable[[Sequence[Column]], Writer]
 
-# lower-case name -> writer; None is the default SensorThings JSON
+# lower-case name -> writer; None: SensorThings JSON, or the data arrays of
+# citytwin.service.dataarrays, which group Observations by their stream
 FORMATS: dict[str, WriterFactory | None] = {
     "default": None,
+    "dataarray": None,
     "csv": CsvWriter,
     "geojson": GeoJsonWriter,
 }
-NAMES = {"default": "default", "csv": "CSV", "geojson": "GeoJSON"}  # as documented
+NAMES = {"default": "default", "dataarray": "dataArray", "csv": "CSV", "geojson": "GeoJSON"}
 
 
 def result_format(name: str | None) -> WriterFactory | None:

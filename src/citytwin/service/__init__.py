@@ -20,6 +20,12 @@ from citytwin.serialize.formats import result_format
 from citytwin.serialize.sta import Serializer
 from citytwin.service.aggregation import aggregate, is_aggregate
 from citytwin.service.batching import Batcher
+from citytwin.service.dataarrays import (
+    CREATE_OBSERVATIONS,
+    create_observations,
+    is_data_array,
+    read_data_array,
+)
 from citytwin.service.export import export
 from citytwin.service.extensions import WriteRule
 from citytwin.service.messages import Request, Response
@@ -40,6 +46,8 @@ CONFORMANCE = (
     "resource-path/resource-path-to-entities",
     "request-data",
     "create-update-delete",
+    "multi-datastream",
+    "data-array/data-array",
 )
 TASKING_CONFORMANCE = tuple(
     "http://www.opengis.net/spec/iot_tasking/1.0/req/" + c
@@ -171,9 +179,15 @@ class Service:
             return Response.json(self.landing_page(request))
         if is_aggregate(request.path):
             return await aggregate(self, request)
+        if request.path.strip("/") == CREATE_OBSERVATIONS:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{CREATE_OBSERVATIONS} only takes POST", ("POST",))
+            return await create_observations(self, request)
         path, options = self._parse(request)
         method = request.method
         if method in ("GET", "HEAD"):
+            if is_data_array(options):
+                return await read_data_array(self, request, path, options)
             writer = result_format(options.result_format)
             if writer is not None:
                 return await export(self, request, path, options, writer)

@@ -9,8 +9,10 @@
 * An Observation without phenomenonTime gets the server time; without a
   FeatureOfInterest it gets one generated from its Thing's GeoJSON Location, reused by
   later Observations (and regenerated after it is deleted).
-* A Datastream's phenomenonTime and resultTime span its Observations; inserts widen
-  them in place, deletes and moves recompute them from the index.
+* A Datastream's (and a MultiDatastream's) phenomenonTime and resultTime span its
+  Observations; inserts widen them in place, deletes and moves recompute them from the index.
+* MultiDatastreams: see :mod:`citytwin.service.multi`; deleting an ObservedProperty deletes
+  the MultiDatastreams that use it.
 * Deleting a Location also deletes the HistoricalLocations left without any Location.
 """
 
@@ -26,6 +28,7 @@ from citytwin.errors import InvalidEntity
 from citytwin.model import EntityType, Navigation
 from citytwin.model.values import GEOJSON_ENCODINGS, geometry_from_geojson
 from citytwin.service.drafts import Draft
+from citytwin.service.multi import MultiRules
 from citytwin.storage.base import Json, Row
 
 if TYPE_CHECKING:
@@ -36,7 +39,9 @@ class Rules:
     def __init__(self, unit: Unit) -> None:
         self.u = unit
         self.reg = unit.registry
-        self._features: dict[int, int] = {}  # Datastream -> generated FoI, this transaction
+        # (Datastream or MultiDatastream, id) -> generated FoI, this transaction
+        self._features: dict[tuple[str, int], int] = {}
+        self.multi = MultiRules(unit)
 
     def _t(self, name: str) -> sa.Table:
         return self.u.tables.entity[name]
@@ -47,13 +52,16 @@ class Rules:
     # --- inserts ----------------------------------------------------------------------------
     async def before_insert(self, et: EntityType, draft: Draft, row: dict[str, Any]) -> None:
         if et.name == "Observation":
+            await self.multi.check_observation(row, draft.values.get("result"), draft.where)
             if row.get("phenomenon_time_start") is None:
                 row["phenomenon_time_start"] = row["phenomenon_time_end"] = self.u.now
-            ds_id = row.get("datastream_id")
-            if row.get("feature_id") is None and ds_id is not None:
-                if ds_id not in self._features:
-                    self._features[ds_id] = await self.generated_feature(ds_id, draft.where)
-                row["feature_id"] = self._features[ds_id]
+            stream = _stream(row)
+            if row.get("feature_id") is None:
+                if stream not in self._features:
+                    self._features[stream] = await self.generated_feature(stream, draft.where)
+                row["feature_id"] = self._features[stream]
+        elif et.name == "MultiDatastream":
+            self.multi.check_values(draft.values, draft.where)
 
     async def after_insert_many(
         self, et: EntityType, drafts: Sequence[Draft], rows: Sequence[dict[str, Any]]
@@ -63,13 +71,14 @@ class Rules:
             for draft, row in zip(drafts, rows, strict=True):
                 await self.after_insert(et, row["id"], draft, row)
             return
-        by_ds: dict[int, list[dict[str, Any]]] = {}
+        by_stream: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for row in rows:
-            by_ds.setdefault(row["datastream_id"], []).append(row)
+            by_stream.setdefault(_stream(row), []).append(row)
         # in id order, so that concurrent batches lock the Datastreams in the same order
-        params = [self._added(ds_id, by_ds[ds_id]) for ds_id in sorted(by_ds)]
-        update = self.u.tables.template("summary_added", self._summary_added)
-        await self.u.w.execute_many(update, params)
+        for kind in ("Datastream", "MultiDatastream"):
+            params = [self._added(s[1], by_stream[s]) for s in sorted(by_stream) if s[0] == kind]
+            if params:
+                await self.u.w.execute_many(self._summary_template(kind), params)
 
     async def after_insert(
         self, et: EntityType, new_id: int, draft: Draft, row: Mapping[str, Any]
@@ -86,12 +95,17 @@ class Rules:
         elif et.name == "HistoricalLocation":
             await self.apply_if_newest(new_id, row)
         elif et.name == "Observation":
-            await self.observations_added(row["datastream_id"], [{**row, "id": new_id}])
+            await self.observations_added(_stream(row), [{**row, "id": new_id}])
+        elif et.name == "MultiDatastream":
+            await self.multi.check(new_id, draft.where)
+        elif et.name == "ObservedProperty":
+            for md_id in [s.ref for s in draft.many.get("MultiDatastreams", ()) if s.ref]:
+                await self.multi.check(md_id, draft.where)
 
-    def _locations_of_datastream(self) -> Any:
+    def _locations_of(self, stream: str) -> Any:
         loc = self._t("Location")
         tl = self.u.tables.link["thing_locations"]
-        ds = self._t("Datastream")
+        ds = self._t(stream)
         return (
             sa.select(
                 loc.c.id,
@@ -112,12 +126,13 @@ class Rules:
     async def known_features(self, datastream_ids: Sequence[int]) -> None:
         """Look up, in one query, the generated FeaturesOfInterest that Observations of
         these Datastreams will get when they name none."""
-        todo = sorted({d for d in datastream_ids if d not in self._features})
+        todo = sorted({d for d in datastream_ids if ("Datastream", d) not in self._features})
         if len(todo) < 2:
             return  # before_insert looks up a single one just as fast
         query = self.u.tables.template("generated_features", self._generated_features)
         for row in await self.u.w.fetch(query, {"ds": todo}):
-            self._features.setdefault(int(row[0]), int(row[1]))  # the first Location's
+            # the first Location's
+            self._features.setdefault(("Datastream", int(row[0])), int(row[1]))
 
     def _generated_features(self) -> Any:
         loc = self._t("Location")
@@ -132,9 +147,10 @@ class Rules:
             .order_by(ds.c.id, loc.c.id)
         )
 
-    async def generated_feature(self, datastream_id: int, where: str) -> int:
-        query = self.u.tables.template("locations_of_datastream", self._locations_of_datastream)
-        rows = await self.u.w.fetch(query, {"ds": datastream_id})
+    async def generated_feature(self, stream: tuple[str, int], where: str) -> int:
+        kind, stream_id = stream
+        query = self.u.tables.template(f"locations_of:{kind}", lambda: self._locations_of(kind))
+        rows = await self.u.w.fetch(query, {"ds": stream_id})
         for r in rows:
             if r["gen_foi_id"] is not None:
                 return int(r["gen_foi_id"])
@@ -142,7 +158,7 @@ class Rules:
         if not geo:
             raise InvalidEntity(
                 f"{where}: no FeatureOfInterest given, and none can be generated because the "
-                f"Thing of Datastream {datastream_id} has no GeoJSON Location"
+                f"Thing of {kind} {stream_id} has no GeoJSON Location"
             )
         src = geo[-1]
         feature = _json(src["location"])
@@ -221,8 +237,12 @@ class Rules:
     # --- updates ------------------------------------------------------------------------------
     async def relinked(self, et: EntityType, nav: Navigation, before: Row, new_parent: int) -> None:
         """An existing entity was moved to another parent by reference."""
-        if et.name == "Observation" and nav.name == "Datastream":
-            await self.recompute_summary(sorted({before["datastream_id"], new_parent}))
+        if et.name == "Observation" and nav.name in ("Datastream", "MultiDatastream"):
+            names = before.keys()  # a Row iterates over its values, not its names
+            moved = {**{k: before[k] for k in names}, nav.fk or "": new_parent}
+            where = f"{nav.target}.Observations"
+            await self.multi.check_observation(moved, self.multi.stored_result(moved), where)
+            await self.recompute_summary(sorted({before[nav.fk or ""], new_parent}), nav.name)
 
     async def after_update(
         self,
@@ -232,11 +252,26 @@ class Rules:
         cols: Mapping[str, Any],
         current: Row,
     ) -> None:
-        if et.name == "Observation" and (
-            {"phenomenonTime", "resultTime", "Datastream"} & (set(draft.values) | set(draft.one))
-        ):
-            ids = {current["datastream_id"], cols.get("datastream_id", current["datastream_id"])}
-            await self.recompute_summary(sorted(ids))
+        changed = set(draft.values) | set(draft.one)
+        if et.name == "Observation":
+            after = {**current, **cols}
+            if {"result", "Datastream", "MultiDatastream"} & changed:
+                await self.multi.check_observation(
+                    after, self.multi.stored_result(after), draft.where
+                )
+            if {"phenomenonTime", "resultTime", "Datastream", "MultiDatastream"} & changed:
+                for kind, fk in (
+                    ("Datastream", "datastream_id"),
+                    ("MultiDatastream", "multi_datastream_id"),
+                ):
+                    ids = {current[fk], after[fk]} - {None}
+                    await self.recompute_summary(sorted(ids), kind)
+        elif et.name == "MultiDatastream":
+            self.multi.check_values(draft.values, draft.where)
+            await self.multi.check(entity_id, draft.where)
+        elif et.name == "ObservedProperty":
+            for md_id in [s.ref for s in draft.many.get("MultiDatastreams", ()) if s.ref]:
+                await self.multi.check(md_id, draft.where)
 
     async def replace_related(
         self, et: EntityType, entity_id: int, nav: Navigation, subs: list[Draft]
@@ -257,6 +292,15 @@ class Rules:
                 await self.u.require(self.reg.type("Thing"), sub.ref, sub.where)
                 await self.move_thing(sub.ref, [entity_id])
             return
+        if et.name == "MultiDatastream" and nav.name == "ObservedProperties":
+            ids = []
+            for sub in subs:
+                assert sub.ref is not None
+                await self.u.require(self.reg.type("ObservedProperty"), sub.ref, sub.where)
+                ids.append(sub.ref)
+            await self.multi.replace_properties(entity_id, ids)
+            self.u.note(et, entity_id, "updated", (nav.name,))
+            return
         await self.u.add_related(et, entity_id, nav, subs, creating=False)
 
     # --- deletes ------------------------------------------------------------------------------
@@ -268,14 +312,16 @@ class Rules:
                 sa.select(link.c.historical_location_id).where(link.c.location_id == entity_id)
             )
             return [r[0] for r in rows]
-        if et.name == "FeatureOfInterest":
+        if et.name in ("FeatureOfInterest", "Observation"):
+            key = obs.c.feature_id if et.name == "FeatureOfInterest" else obs.c.id
             rows = await self.u.w.fetch(
-                sa.select(obs.c.datastream_id).where(obs.c.feature_id == entity_id).distinct()
+                sa.select(obs.c.datastream_id, obs.c.multi_datastream_id)
+                .where(key == entity_id)
+                .distinct()
             )
-            return [r[0] for r in rows]
-        if et.name == "Observation":
-            rows = await self.u.w.fetch(sa.select(obs.c.datastream_id).where(obs.c.id == entity_id))
-            return [r[0] for r in rows]
+            return [_stream({"datastream_id": r[0], "multi_datastream_id": r[1]}) for r in rows]
+        if et.name == "ObservedProperty":
+            return await self.multi.using(entity_id)
         return None
 
     async def after_delete(self, et: EntityType, entity_id: int, state: Any) -> None:
@@ -294,11 +340,24 @@ class Rules:
                 await self.u.w.execute(sa.delete(hl).where(hl.c.id == row[0]))
                 self.u.note(self.reg.type("HistoricalLocation"), row[0], "deleted")
         elif et.name in ("FeatureOfInterest", "Observation") and state:
-            await self.recompute_summary(state)
+            for kind in ("Datastream", "MultiDatastream"):
+                await self.recompute_summary(sorted(i for k, i in state if k == kind), kind)
+        elif et.name == "ObservedProperty" and state:
+            # a MultiDatastream cannot lose one of its ObservedProperties (section 9.2)
+            md = self.reg.type("MultiDatastream")
+            t = self._t(md.name)
+            await self.u.w.execute(sa.delete(t).where(t.c.id.in_(state)))
+            for md_id in state:
+                self.u.note(md, md_id, "deleted")
 
     # --- the Datastream summary ---------------------------------------------------------------
-    def _summary_added(self) -> Any:
-        ds = self._t("Datastream")
+    def _summary_template(self, stream: str) -> Any:
+        return self.u.tables.template(
+            f"summary_added:{stream}", lambda: self._summary_added(stream)
+        )
+
+    def _summary_added(self, stream: str) -> Any:
+        ds = self._t(stream)
         time, ident = self.u.tables.types.time, self.u.tables.types.id
 
         def low(col: Any, value: Any) -> Any:
@@ -341,12 +400,12 @@ class Rules:
         )
 
     async def observations_added(
-        self, datastream_id: int, rows: Sequence[Mapping[str, Any]]
+        self, stream: tuple[str, int], rows: Sequence[Mapping[str, Any]]
     ) -> None:
         """Widen the Datastream's times, count the new Observations and move its latest
         reference, in one UPDATE with no scan of Observations."""
-        update = self.u.tables.template("summary_added", self._summary_added)
-        await self.u.w.execute(update, self._added(datastream_id, rows))
+        update = self._summary_template(stream[0])
+        await self.u.w.execute(update, self._added(stream[1], rows))
 
     def _added(self, datastream_id: int, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The parameters of the summary update for new Observations of one Datastream."""
@@ -372,12 +431,15 @@ class Rules:
             "i": latest["id"],
         }
 
-    async def recompute_summary(self, datastream_ids: Sequence[int]) -> None:
-        """Rebuild the summary of Datastreams that lost or moved Observations."""
+    async def recompute_summary(
+        self, datastream_ids: Sequence[int], stream: str = "Datastream"
+    ) -> None:
+        """Rebuild the summary of (Multi)Datastreams that lost or moved Observations."""
         if not datastream_ids:
             return
-        ds, obs = self._t("Datastream"), self._t("Observation")
-        mine = obs.c.datastream_id == ds.c.id
+        ds, obs = self._t(stream), self._t("Observation")
+        fk = "datastream_id" if stream == "Datastream" else "multi_datastream_id"
+        mine = obs.c[fk] == ds.c.id
 
         def agg(fn: Any, col: Any) -> Any:
             return sa.select(fn(col)).where(mine).scalar_subquery()
@@ -409,6 +471,13 @@ class Rules:
                 last_observation_end=latest(obs.c.phenomenon_time_end),
             )
         )
+
+
+def _stream(row: Mapping[str, Any]) -> tuple[str, int]:
+    """The (Multi)Datastream of an Observation's row."""
+    if row.get("datastream_id") is not None:
+        return "Datastream", int(row["datastream_id"])
+    return "MultiDatastream", int(row["multi_datastream_id"])
 
 
 def _ts(t: Any) -> float:

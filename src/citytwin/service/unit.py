@@ -275,6 +275,17 @@ class Unit:
         assert nav.link is not None
         table, src, dst = nav.link
         t = self.tables.link[table]
+        order = nav.order or self.registry.inverse(nav).order
+        if order is not None:
+            # an ordered list (which may name an entity twice): append at the owner's end
+            owner, owner_id = (src, source_id) if nav.order else (dst, target_id)
+            position = await self.w.scalar(
+                sa.select(sa.func.coalesce(sa.func.max(t.c[order]) + 1, 0)).where(
+                    t.c[owner] == owner_id
+                )
+            )
+            await self.w.insert(table, {src: source_id, dst: target_id, order: int(position)})
+            return
         exists = await self.w.scalar(
             sa.select(sa.literal_column("1")).where(t.c[src] == source_id, t.c[dst] == target_id)
         )
