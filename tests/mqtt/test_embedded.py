@@ -46,6 +46,29 @@ def get_body(client: Client, url: str) -> bytes:
     return resp.content
 
 
+MQTT_CLASSES = (
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-observations-via-mqtt/"
+    "observations-creation",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates",
+)
+
+
+def test_the_landing_page_announces_the_mqtt_classes_with_their_endpoint(
+    embedded: Client, broker_port: int, tmp_path: Path
+) -> None:
+    settings = embedded.ok("GET", "/v1.1")["serverSettings"]
+    for uri in MQTT_CLASSES:
+        assert uri in settings["conformance"]
+        assert settings[uri] == {"endpoints": [f"mqtt://127.0.0.1:{broker_port}"]}
+    off = make_client(tmp_path / "off", mqtt="off")
+    try:
+        settings = off.ok("GET", "/v1.1")["serverSettings"]
+        assert not set(MQTT_CLASSES) & set(settings["conformance"])
+        assert not set(MQTT_CLASSES) & set(settings)
+    finally:
+        off.close()
+
+
 def test_collection_topics_receive_creates_with_the_payload_of_a_get(
     embedded: Client, city: dict[str, int], sub: MqttClient
 ) -> None:

@@ -81,6 +81,10 @@ class Mqtt:
                 return
             self.transport = broker
             self.state = f"embedded on {self.settings.mqtt_host}:{self.settings.mqtt_port}"
+            host = _public_host(self.settings.mqtt_host)
+            self.service.mqtt_endpoints = [f"mqtt://{host}:{self.settings.mqtt_port}"]
+            if self.settings.mqtt_ws_port:
+                self.service.mqtt_endpoints.append(f"ws://{host}:{self.settings.mqtt_ws_port}/mqtt")
         else:
             from citytwin.mqtt.external import ExternalBroker
 
@@ -93,6 +97,8 @@ class Mqtt:
             await external.start()
             self.transport = external
             self.state = f"external at {external.host}:{external.port}"
+            scheme = "mqtts" if external.tls else "mqtt"
+            self.service.mqtt_endpoints = [f"{scheme}://{external.host}:{external.port}"]
         self.bus.subscribe(self.notifier.on_event)
         self.notifier.start()
 
@@ -115,6 +121,7 @@ class Mqtt:
         raise ConfigurationError(f"no free MQTT worker slot in {directory}")
 
     async def stop(self) -> None:
+        self.service.mqtt_endpoints = []
         if self.transport is None:
             return
         await self.notifier.stop()
@@ -124,3 +131,7 @@ class Mqtt:
     async def publish(self, topic: str, payload: bytes) -> None:
         if self.transport is not None:
             await self.transport.publish(topic, payload)
+
+
+def _public_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "::", "") else host

@@ -49,6 +49,10 @@ CONFORMANCE = (
     "multi-datastream",
     "data-array/data-array",
 )
+MQTT_CONFORMANCE = (  # announced while MQTT is on, with its endpoints
+    "create-observations-via-mqtt/observations-creation",
+    "receive-updates-via-mqtt/receive-updates",
+)
 TASKING_CONFORMANCE = tuple(
     "http://www.opengis.net/spec/iot_tasking/1.0/req/" + c
     for c in ("tasking-capability", "task", "actuator", "create-tasks")
@@ -80,6 +84,7 @@ class Service:
         self.max_export_rows = max_export_rows  # rows of one CSV or GeoJSON answer
         self.max_buckets = max_buckets  # of one $aggregate request
         self.write_rules = tuple(write_rules)
+        self.mqtt_endpoints: list[str] = []  # set by the MQTT side once it runs
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -223,13 +228,17 @@ class Service:
 
     def landing_page(self, request: Request) -> dict[str, object]:
         root = request.root
+        settings: dict[str, object] = {
+            "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE]
+            + (list(TASKING_CONFORMANCE) if self.registry.by_set("Tasks") else [])
+            + ([CONFORMANCE_BASE + c for c in MQTT_CONFORMANCE] if self.mqtt_endpoints else []),
+        }
+        for c in MQTT_CONFORMANCE if self.mqtt_endpoints else ():
+            settings[CONFORMANCE_BASE + c] = {"endpoints": list(self.mqtt_endpoints)}
+        settings["citytwin"] = {"version": __version__}
         return {
             "value": [
                 {"name": et.set_name, "url": f"{root}/{et.set_name}"} for et in self.registry
             ],
-            "serverSettings": {
-                "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE]
-                + (list(TASKING_CONFORMANCE) if self.registry.by_set("Tasks") else []),
-                "citytwin": {"version": __version__},
-            },
+            "serverSettings": settings,
         }
