@@ -22,6 +22,7 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
+from citytwin.openapi import OPENAPI_PATH, ApiDescription
 from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
 from citytwin.service import Request, Service
 from citytwin.settings import Settings, load_settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
     )
     metrics = Metrics()
+    api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
     mqtt = Mqtt(service, settings, bus, metrics, str(base))
 
@@ -71,6 +73,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "mqtt": mqtt.state,
             }
         )
+
+    async def openapi_page(request: HttpRequest) -> Response:
+        base = _base_url(settings, request.scope, request.headers.get("host"))
+        return Response(api.json(base), media_type="application/json")
 
     async def metrics_page(request: HttpRequest) -> Response:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -148,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/", root, methods=["GET", "HEAD"]),
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
+            Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
     )
@@ -173,7 +180,7 @@ class CitytwinApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-OWN_PAGES = frozenset({"/", "/health", "/metrics"})
+OWN_PAGES = frozenset({"/", "/health", "/metrics", OPENAPI_PATH})
 
 
 def _local_host(host: str) -> str:

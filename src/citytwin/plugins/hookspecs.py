@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -25,4 +25,11 @@ def citytwin_entity_types() -> Sequence[EntityType]:
 @hookspec(firstresult=True)
 def citytwin_storage(url: str, registry: Registry, settings: Settings) -> Storage | None:
     """A storage backend for ``url``, or None if this plugin does not handle it."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_openapi_paths(registry: Registry) -> Mapping[str, Mapping[str, Any]]:
+    """OpenAPI path items, ``{"/v1.1/...": item}``, of endpoints this plugin adds that are
+    not entity sets (those are described from the registry); see :mod:`citytwin.openapi`."""
     raise NotImplementedError

@@ -12,6 +12,7 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.errors import BadRequest, CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
+from citytwin.openapi import OPENAPI_PATH
 from citytwin.planner.reads import ReadPlanner
 from citytwin.query.ast import QueryOptions
 from citytwin.query.parser import parse_query
@@ -196,6 +197,9 @@ class Service:
             ],
             "serverSettings": {
                 "conformance": [CONFORMANCE_BASE + c for c in CONFORMANCE],
-                "citytwin": {"version": __version__},
+                "citytwin": {
+                    "version": __version__,
+                    "openapi": f"{request.base_url}{OPENAPI_PATH}",
+                },
             },
         }
