@@ -169,7 +169,11 @@ def update_schema(et: EntityType, registry: Registry, *, put: bool) -> Schema:
         props[nav.name] = (
             {"type": "array", "items": ref("EntityRef")} if nav.many else ref("EntityRef")
         )
-    return _body(props, list(et.required) if put else [])
+    if not put:
+        return _body(props, [])
+    # PUT clears what it leaves out, so what cannot be null must be given
+    cleared = [p.name for p in et.writable if not p.nullable and p.name not in et.required]
+    return _body(props, [*et.required, *cleared])
 
 
 def create_under_name(parent: EntityType, nav: Navigation) -> str:
