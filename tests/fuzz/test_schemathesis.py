@@ -10,6 +10,7 @@ the number of examples per operation (see docs/openapi.md to run it by hand, lon
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,9 +31,11 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-MAX_EXAMPLES = 8
-SEED = 20261122
-RUN_TIMEOUT = 300  # seconds for one pass; a pass takes well under a minute on SQLite
+# longer runs by hand: CITYTWIN_FUZZ_EXAMPLES=50 CITYTWIN_FUZZ_PHASES=examples,coverage,...
+MAX_EXAMPLES = int(os.environ.get("CITYTWIN_FUZZ_EXAMPLES", "8"))
+PHASES = os.environ.get("CITYTWIN_FUZZ_PHASES", "examples,fuzzing")
+SEED = int(os.environ.get("CITYTWIN_FUZZ_SEED", "20261122"))
+RUN_TIMEOUT = 300 * max(1, MAX_EXAMPLES // 8)  # seconds for one pass; 8 take about one minute
 
 
 def seed(root: str) -> None:
@@ -88,7 +91,7 @@ def run_schemathesis(server: StaServer, tmp: Path, *which: str) -> None:
         "--checks",
         ",".join(CHECKS),
         "--phases",
-        "examples,fuzzing",
+        PHASES,
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
