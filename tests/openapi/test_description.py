@@ -14,7 +14,9 @@ from citytwin.model import EntityType, Kind, Property
 from citytwin.openapi import OPENAPI_PATH, ApiDescription, describe
 from citytwin.plugins.hookspecs import hookimpl
 from citytwin.plugins.manager import build_registry, plugin_manager
-from tests.support import BASE, REGISTRY, Client, make_client
+from tests.support import BASE, REGISTRY, Client, datastream, location, make_client, thing
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 GADGET = EntityType(
     name="Gadget",
@@ -90,6 +92,8 @@ def assert_valid(document: dict[str, Any]) -> None:
     ]
     assert len(op_ids) == len(set(op_ids)), "operationIds repeat"
     assert len(list(schema.get_all_operations())) == len(op_ids)
+    for component in document["components"]["schemas"].values():
+        jsonschema_rs.meta.validate({"$schema": DRAFT_2020_12, **component})
 
 
 def test_the_description_is_valid_openapi_3_1() -> None:
@@ -257,3 +261,29 @@ def test_the_examples_of_each_create_schema_make_an_entity(app: Client) -> None:
             ids[et.name] = app.create(et.set_name, body)
             pending.remove(et)
     assert set(ids) == {et.name for et in REGISTRY}
+
+
+def test_expanded_reads_match_the_read_schemas(app: Client) -> None:
+    document = describe(REGISTRY)
+    tid = app.create(
+        "Things",
+        thing("Read", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
+    )
+    for did in app.ids(f"Things({tid})/Datastreams"):
+        app.create(f"Datastreams({did})/Observations", {"result": 1.5})
+    reads = {
+        "ThingCollection": "Things?$expand=Locations,Datastreams($top=1;$count=true;"
+        "$expand=Observations,Sensor)&$count=true&$top=1",
+        "Thing": f"Things({tid})?$select=name,properties&$expand=HistoricalLocations",
+        "ObservationCollection": "Observations?$expand=FeatureOfInterest,Datastream",
+        "RefCollection": f"Things({tid})/Datastreams/$ref",
+    }
+    for name, url in reads.items():
+        validator = jsonschema_rs.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": document["components"]},
+            validate_formats=True,
+        )
+        body = app.ok("GET", url)
+        errors = [str(e) for e in validator.iter_errors(body)]
+        assert not errors, (url, errors, body)
+        assert not validator.is_valid({"value": [{"unknown": 1}], "@iot.id": 1})
