@@ -40,7 +40,7 @@ def pump(client: Client) -> dict[str, int]:
 # --- data model -------------------------------------------------------------------------------
 def test_landing_page_lists_the_tasking_sets_and_conformance(client: Client) -> None:
     body = client.ok("GET", "/v1.1")
-    assert [v["name"] for v in body["value"]] == [*ENTITY_SETS, *TASKING_SETS]
+    assert [v["name"] for v in body["value"]] == [*ENTITY_SETS, "MultiDatastreams", *TASKING_SETS]
     conformance = body["serverSettings"]["conformance"]
     for name in ("tasking-capability", "task", "actuator", "create-tasks"):
         assert f"http://www.opengis.net/spec/iot_tasking/1.0/req/{name}" in conformance

@@ -471,6 +471,8 @@ def test_put_relinks_by_reference(client: Client) -> None:
         ),
         ("Locations", {k: v for k, v in location("L").items() if k != "location"}, "location"),
         ("Observations", {"phenomenonTime": "2022-02-02T02:02:02Z"}, "result"),
+        # filled in by the server on create, but PUT would clear it (was a 500)
+        ("Observations", {"result": None}, "phenomenonTime"),
     ],
 )
 def test_put_without_mandatory_property_is_400(
@@ -642,6 +644,17 @@ def test_json_patch_invalid_is_400(client: Client, ops: Any) -> None:
     client.ok("PATCH", f"Things({w.thing})", {"properties": {"a": 1}})
     before = snapshot(client)
     assert_error(json_patch(client, f"Things({w.thing})", ops), 400)
+    assert snapshot(client) == before
+
+
+def test_json_patch_removing_observation_phenomenon_time_is_400(client: Client) -> None:
+    # the server fills it in on create; a patch cannot take it away (was a 500)
+    w = build_world(client)
+    before = snapshot(client)
+    resp = json_patch(
+        client, f"Observations({w.observation})", [{"op": "remove", "path": "/phenomenonTime"}]
+    )
+    assert_error(resp, 400, "phenomenonTime")
     assert snapshot(client) == before
 
 

@@ -23,6 +23,7 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
+from citytwin.openapi import OPENAPI_PATH, ApiDescription
 from citytwin.plugins.manager import (
     build_registry,
     build_storage,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         write_rules=write_rules(pm),
     )
     metrics = Metrics()
+    api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
     mqtt = Mqtt(service, settings, bus, metrics, str(base))
     tasks = Dispatcher(
@@ -90,6 +92,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "mqtt": mqtt.state,
             }
         )
+
+    async def openapi_page(request: HttpRequest) -> Response:
+        base = _base_url(settings, request.scope, request.headers.get("host"))
+        return Response(api.json(base), media_type="application/json")
 
     async def metrics_page(request: HttpRequest) -> Response:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
@@ -175,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/", root, methods=["GET", "HEAD"]),
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
+            Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
     )
@@ -201,7 +208,7 @@ class CitytwinApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-OWN_PAGES = frozenset({"/", "/health", "/metrics"})
+OWN_PAGES = frozenset({"/", "/health", "/metrics", OPENAPI_PATH})
 
 
 def _settle_heap() -> tuple[int, int, int]:

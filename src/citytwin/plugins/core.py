@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from citytwin.model import EntityType, Registry
 from citytwin.model.core import SENSING_CORE
@@ -15,6 +16,13 @@ from citytwin.storage.base import Storage
 @hookimpl
 def citytwin_entity_types() -> Sequence[EntityType]:
     return with_multi_datastreams(SENSING_CORE)
+
+
+@hookimpl
+def citytwin_openapi_paths(registry: Registry) -> Mapping[str, Mapping[str, Any]]:
+    from citytwin.openapi.extensions import extension_paths
+
+    return extension_paths()
 
 
 @hookimpl

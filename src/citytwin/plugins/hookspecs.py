@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -47,4 +47,11 @@ def citytwin_write_rules(pm: pluggy.PluginManager) -> Sequence[WriteRule]:
 @hookspec
 def citytwin_task_drivers() -> Sequence[TaskDriver]:
     """Drivers that hand Tasks to devices; a TaskingCapability names one by its ``name``."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_openapi_paths(registry: Registry) -> Mapping[str, Mapping[str, Any]]:
+    """OpenAPI path items, ``{"/v1.1/...": item}``, of endpoints this plugin adds that are
+    not entity sets (those are described from the registry); see :mod:`citytwin.openapi`."""
     raise NotImplementedError

@@ -12,6 +12,7 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
+from citytwin.openapi import OPENAPI_PATH
 from citytwin.planner.reads import ReadPlanner
 from citytwin.query.ast import QueryOptions
 from citytwin.query.parser import parse_query
@@ -235,7 +236,10 @@ class Service:
         }
         for c in MQTT_CONFORMANCE if self.mqtt_endpoints else ():
             settings[CONFORMANCE_BASE + c] = {"endpoints": list(self.mqtt_endpoints)}
-        settings["citytwin"] = {"version": __version__}
+        settings["citytwin"] = {
+            "version": __version__,
+            "openapi": f"{request.base_url}{OPENAPI_PATH}",
+        }
         return {
             "value": [
                 {"name": et.set_name, "url": f"{root}/{et.set_name}"} for et in self.registry

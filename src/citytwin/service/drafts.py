@@ -107,6 +107,14 @@ class DraftParser:
             for name in et.required:
                 if name not in draft.values:
                     raise InvalidEntity(f"{where}: {et.name} needs '{name}'")
+        if mode is Mode.PUT:
+            # PUT clears what it leaves out, which a property that cannot be null (one the
+            # server fills in on create, like phenomenonTime) cannot be
+            for prop in et.writable:
+                if not prop.nullable and prop.name not in draft.values:
+                    raise InvalidEntity(
+                        f"{where}: PUT replaces the whole {et.name} and needs '{prop.name}'"
+                    )
         self._check_geometry(draft)
         return draft
 
