@@ -76,7 +76,37 @@ def _encoding_example(et: EntityType) -> str:
     return "application/geo+json" if et.geometric else "text/plain"
 
 
+_OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
+# examples that the kind of a property does not give (a MultiDatastream with one
+# ObservedProperty: arrays of one)
+_TYPE_EXAMPLES: dict[tuple[str, str], Any] = {
+    ("MultiDatastream", "observationType"): _OM + "OM_ComplexObservation",
+    ("MultiDatastream", "multiObservationDataTypes"): [_OM + "OM_Measurement"],
+    ("TaskingCapability", "taskingParameters"): {
+        "type": "DataRecord",
+        "field": [
+            {
+                "name": "powerLimit",
+                "type": "Quantity",
+                "uom": {"code": "kW"},
+                "constraint": {"type": "AllowedValues", "interval": [[4.2, 11.0]]},
+            }
+        ],
+    },
+    ("Task", "taskingParameters"): {"powerLimit": 4.2},
+    ("MultiDatastream", "unitOfMeasurements"): [
+        {
+            "name": "degree Celsius",
+            "symbol": "degC",
+            "definition": "http://qudt.org/vocab/unit/DEG_C",
+        }
+    ],
+}
+
+
 def _example(et: EntityType, prop: Property) -> Any:
+    if (et.name, prop.name) in _TYPE_EXAMPLES:
+        return _TYPE_EXAMPLES[(et.name, prop.name)]
     if prop.name == "encodingType":
         return _encoding_example(et)
     return _EXAMPLES.get(prop.kind)
@@ -159,7 +189,16 @@ def create_schema(
         props[nav.name] = {"type": "array", "items": item} if nav.many else item
         if nav.required:
             required.append(nav.name)
-    return _body(props, required)
+    body = _body(props, required)
+    either = EXACTLY_ONE_OF.get(et.name, ())
+    if implied not in either and all(et.navigation(n) is not None for n in either) and either:
+        body["oneOf"] = [{"required": [n]} for n in either]
+    return body
+
+
+# to-one relations of which a new entity needs exactly one (a rule of the service, not of
+# the registry: an Observation belongs to a Datastream or to a MultiDatastream)
+EXACTLY_ONE_OF = {"Observation": ("Datastream", "MultiDatastream")}
 
 
 def update_schema(et: EntityType, registry: Registry, *, put: bool) -> Schema:
