@@ -60,6 +60,7 @@ def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) 
         base + "resource-path/resource-path-to-entities",
         base + "request-data",
         base + "create-update-delete",
+        base + "batch-request/batch-request",
     }
     assert body["serverSettings"]["citytwin"]["version"]
 

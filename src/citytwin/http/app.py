@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         default_top=settings.default_page_size,
         max_top=settings.max_page_size,
         count_limit=settings.count_exact_limit if settings.count_mode == "estimate" else None,
+        max_batch_requests=settings.max_batch_requests,
+        filtered_delete=settings.filtered_delete,
     )
     metrics = Metrics()
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
@@ -116,12 +118,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 break
         content_type = host = None
         minimal = False
+        prefer: list[str] = []
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
             elif name == b"prefer":
+                prefer.append(value.decode("latin-1"))
                 minimal = minimal or b"return=minimal" in value.lower().replace(b" ", b"")
         req = Request(
             method=scope["method"],
@@ -132,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             content_type=content_type,
             base_url=_base_url(settings, scope, host),
             minimal=minimal,
+            prefer=", ".join(prefer),
         )
         resp = await service.handle(req)
         headers = [(b"content-length", str(len(resp.body)).encode())]

@@ -17,10 +17,19 @@ from citytwin.query.ast import QueryOptions
 from citytwin.query.parser import parse_query
 from citytwin.query.path import ResourcePath, parse_path
 from citytwin.serialize.sta import Serializer
+from citytwin.service.batch import run_batch
 from citytwin.service.batching import Batcher
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
-from citytwin.service.writing import Post, create, create_together, delete, update
+from citytwin.service.unit import Unit
+from citytwin.service.writing import (
+    Post,
+    create,
+    create_together,
+    delete,
+    delete_matching,
+    update,
+)
 from citytwin.storage.base import Storage
 
 __all__ = ["Request", "Response", "Service"]
@@ -36,6 +45,7 @@ CONFORMANCE = (
     "resource-path/resource-path-to-entities",
     "request-data",
     "create-update-delete",
+    "batch-request/batch-request",
 )
 
 
@@ -51,6 +61,8 @@ class Service:
         default_top: int = 100,
         max_top: int = 1000,
         count_limit: int | None = None,
+        max_batch_requests: int = 1000,
+        filtered_delete: bool = False,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -58,6 +70,8 @@ class Service:
         self.default_top = default_top
         self.max_top = max_top
         self.count_limit = count_limit
+        self.max_batch_requests = max_batch_requests
+        self.filtered_delete = filtered_delete  # DELETE /Observations?$filter=...
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -80,7 +94,7 @@ class Service:
         try:
             response = await self._dispatch(request)
         except Exception as exc:
-            response = self._failure(request, exc)
+            response = self.failure(request, exc)
         if request.method == "HEAD":
             response.body = b""
         return response
@@ -92,9 +106,9 @@ class Service:
         shared: list[tuple[int, Post]] = []
         for i, request in enumerate(requests):
             try:
-                post = self._shared_post(request)
+                post = self.shared_post(request)
             except Exception as exc:
-                out[i] = self._failure(request, exc)
+                out[i] = self.failure(request, exc)
                 continue
             if post is None:
                 out[i] = await self.handle(request)
@@ -103,12 +117,13 @@ class Service:
         results = await self.batcher.submit_many([post for _, post in shared])
         for (i, post), result in zip(shared, results, strict=True):
             if isinstance(result, BaseException):
-                out[i] = self._failure(post[0], result)
+                out[i] = self.failure(post[0], result)
             else:
                 out[i] = result
         return [r for r in out if r is not None]
 
-    def _failure(self, request: Request, exc: BaseException) -> Response:
+    def failure(self, request: Request, exc: BaseException) -> Response:
+        """The answer to a request that raised ``exc``; a bug is logged and answered 500."""
         if isinstance(exc, CitytwinError):
             return Response.error(exc)
         log.error(
@@ -123,7 +138,7 @@ class Service:
             500,
         )
 
-    def _shared_post(self, request: Request) -> Post | None:
+    def shared_post(self, request: Request) -> Post | None:
         """The POST parsed, if it may share a transaction with others."""
         if request.method != "POST" or request.version not in VERSIONS:
             return None
@@ -155,20 +170,39 @@ class Service:
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
+        if request.path.strip("/") == "$batch":
+            return await run_batch(self, request)
         path, options = self._parse(request)
         method = request.method
         if method in ("GET", "HEAD"):
             return await read(self, request, path, options)
+        if method == "POST" and path.segments[-1].name in BATCHED:
+            self._writable_collection(path)
+            return await self.batcher.submit((request, path, options))
+        return await self._write(request, path, options, None)
+
+    async def write_in(self, unit: Unit, request: Request) -> Response:
+        """A write of a batch change set, in the change set's open transaction: the caller
+        commits it and publishes its events."""
+        if request.version not in VERSIONS:
+            raise NotFound(f"unknown API version {request.version}; use v1.1")
+        path, options = self._parse(request)
+        return await self._write(request, path, options, unit)
+
+    async def _write(
+        self, request: Request, path: ResourcePath, options: QueryOptions, unit: Unit | None
+    ) -> Response:
+        method = request.method
         if method == "POST":
             self._writable_collection(path)
-            if path.segments[-1].name in BATCHED:
-                return await self.batcher.submit((request, path, options))
-            return await create(self, request, path, options)
+            return await create(self, request, path, options, unit)
+        if method == "DELETE" and not path.single and path.property is None and not path.ref:
+            return await delete_matching(self, request, path, options, unit)
         if method in ("PATCH", "PUT", "DELETE"):
             self._writable_entity(path, method)
             if method == "DELETE":
-                return await delete(self, request, path, options)
-            return await update(self, request, path, options)
+                return await delete(self, request, path, options, unit)
+            return await update(self, request, path, options, unit)
         raise MethodNotAllowed(
             f"method {method} is not supported", ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
         )

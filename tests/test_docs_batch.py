@@ -1,0 +1,98 @@
+"""docs/batch.md: every example runs as written against a real server, and the answers
+the page shows are the ones the server gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "batch.md"
+CITYTWIN = str(Path(sys.executable).parent / "citytwin")
+
+
+def _blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+def _run_examples(tmp_path: Path) -> list[str]:
+    serve, *steps = _blocks("sh")
+    assert serve.strip() == "CITYTWIN_FILTERED_DELETE=true citytwin serve --port 8080"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTWIN_")}
+    env |= {"CITYTWIN_FILTERED_DELETE": "true", "CITYTWIN_MQTT": "off"}  # MQTT: no port clash
+    proc = subprocess.Popen(
+        [CITYTWIN, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    outputs = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        for step in steps:
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", step.replace(":8080", f":{port}")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+            )
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return outputs
+
+
+def _by_id(output: str) -> dict[str, Any]:
+    return {r["id"]: r for r in json.loads(output)["responses"]}
+
+
+def test_batch_page_examples(tmp_path: Path) -> None:
+    assert shutil.which("curl"), "the examples use curl"
+    setup, failure, multipart, purge = _run_examples(tmp_path)
+
+    out = _by_id(setup)
+    assert [out[k]["status"] for k in ("tank", "level", "r1", "r2")] == [201] * 4
+    assert out["check"]["body"] == {
+        "name": "Fill level Eichholz",
+        "phenomenonTime": "2025-06-01T08:00:00Z/2025-06-01T09:00:00Z",
+        "Observations": [{"result": 81.5}, {"result": 79.0}],
+    }
+
+    shown = _by_id(_blocks("json")[1].replace('"...": "..."', '"x": 0'))
+    out = _by_id(failure)
+    for k in ("a", "b"):
+        assert out[k]["status"] == shown[k]["status"]
+        assert out[k]["body"] == shown[k]["body"]
+    assert out["c"]["status"] == 201
+
+    assert "HTTP/1.1 200 OK" in multipart
+    assert '{"value":[{"name":"Water tank Eichholz"}]}' in multipart
+    assert "Location: http://127.0.0.1:" in multipart
+    assert multipart.count("HTTP/1.1 201 Created") == 1
+    assert "Content-ID: 2\n\nHTTP/1.1 200 OK" in multipart  # (text mode: CRLF read as LF)
+    assert "calibrated June 2025" in multipart
+
+    assert purge == '{"deleted":1}{"deleted":1}'  # as the page shows, one line each
