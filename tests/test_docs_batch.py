@@ -4,20 +4,15 @@ the page shows are the ones the server gives."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.servers import running_server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "batch.md"
-CITYTWIN = str(Path(sys.executable).parent / "citytwin")
 
 
 def _blocks(kind: str) -> list[str]:
@@ -27,31 +22,12 @@ def _blocks(kind: str) -> list[str]:
 def _run_examples(tmp_path: Path) -> list[str]:
     serve, *steps = _blocks("sh")
     assert serve.strip() == "CITYTWIN_FILTERED_DELETE=true citytwin serve --port 8080"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTWIN_")}
-    env |= {"CITYTWIN_FILTERED_DELETE": "true", "CITYTWIN_MQTT": "off"}  # MQTT: no port clash
-    proc = subprocess.Popen(
-        [CITYTWIN, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    (tmp_path / "citytwin.toml").write_text("filtered_delete = true\n")  # as the variable does
     outputs = []
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
+    with running_server(tmp_path, f"sqlite:///{tmp_path}/data/citytwin.db") as server:
         for step in steps:
             done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", step.replace(":8080", f":{port}")],
+                ["bash", "-euo", "pipefail", "-c", step.replace(":8080", f":{server.port}")],
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -59,9 +35,6 @@ def _run_examples(tmp_path: Path) -> list[str]:
             )
             assert done.returncode == 0, done.stderr
             outputs.append(done.stdout)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     return outputs
 
 

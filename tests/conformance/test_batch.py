@@ -32,6 +32,7 @@ from tests.support import (
     BASE,
     ROOT,
     Client,
+    count_writes,
     datastream,
     location,
     make_client,
@@ -404,15 +405,7 @@ def test_observation_posts_outside_change_sets_share_a_transaction(
     client: Client, world: dict[str, int]
 ) -> None:
     ds = world["datastream"]
-    storage = client.app.state.service.storage
-    opened = [0]
-    writer = storage.writer
-
-    def counted() -> Any:
-        opened[0] += 1
-        return writer()
-
-    storage.writer = counted
+    opened = count_writes(client)
 
     def posts(first: int) -> list[dict[str, Any]]:
         return [
@@ -443,15 +436,7 @@ def test_observations_of_a_change_set_are_stored_together_and_answered_alone(
 ) -> None:
     ds = world["datastream"]
     other = client.create(f"Things({world['thing']})/Datastreams", datastream("Other"))
-    storage = client.app.state.service.storage
-    opened = [0]
-    writer = storage.writer
-
-    def counted() -> Any:
-        opened[0] += 1
-        return writer()
-
-    storage.writer = counted
+    opened = count_writes(client)
     requests = [
         {
             "id": str(n),
