@@ -21,7 +21,6 @@ that cannot be read at all is answered 4xx, and then nothing of it runs.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import ChainMap
 from collections.abc import Collection, Mapping, MutableMapping
@@ -60,8 +59,6 @@ from citytwin.service.writing import Post, create_together_in, set_up_first
 if TYPE_CHECKING:
     from citytwin.service import Service
 
-log = logging.getLogger("citytwin.service")
-
 Created = Mapping[str, tuple[EntityType, int]]  # request id -> the entity it created
 _ENTITY_LINK = re.compile(r"/(\w+)\((\d+)\)$")
 
@@ -81,8 +78,8 @@ async def run_batch(service: Service, request: Request) -> Response:
     else:
         raise UnsupportedMediaType(
             "send a batch as application/json (OData JSON batch) or as "
-            "multipart/mixed; boundary=... (OData multipart batch), not "
-            f"{request.content_type or 'without a Content-Type'}"
+            "multipart/mixed; boundary=... (OData multipart batch); got "
+            f"{request.content_type or 'no Content-Type'}"
         )
     preference = _continue_on_error(request.prefer)
     runner = Runner(service, request, stop_on_error=preference is not None and not preference[1])

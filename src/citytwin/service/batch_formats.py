@@ -258,9 +258,10 @@ def format_json(outcomes: Iterable[Outcome]) -> bytes:
 # --- multipart --------------------------------------------------------------------------------
 def parse_multipart(body: bytes, content_type: str, limit: int) -> list[Item]:
     """The items of a ``multipart/mixed`` batch."""
-    message = _multipart(body, content_type, "the batch")
+    parts = _multipart(body, content_type)
+    _check_limit(sum(len(_parts(p)) if p.is_multipart() else 1 for p in parts), limit)
     items: list[Item] = []
-    for i, part in enumerate(message.get_payload(), 1):
+    for i, part in enumerate(parts, 1):
         where = f"part {i}"
         if part.get_content_type() != "multipart/mixed":
             items.append(_http_request(part, where))
@@ -268,7 +269,7 @@ def parse_multipart(body: bytes, content_type: str, limit: int) -> list[Item]:
         if not part.is_multipart():
             raise BadRequest(f"{where}: a change set needs a boundary parameter")
         change_set = ChangeSet(f"change set {i}")
-        for j, sub in enumerate(part.get_payload(), 1):
+        for j, sub in enumerate(_parts(part), 1):
             if sub.get_content_type().startswith("multipart/"):
                 raise BadRequest(f"{where}.{j}: change sets cannot be nested")
             request = _http_request(sub, f"{where}.{j}")
@@ -279,18 +280,18 @@ def parse_multipart(body: bytes, content_type: str, limit: int) -> list[Item]:
         items.append(change_set)
     if not items:
         raise BadRequest("the batch holds no requests")
-    _check_limit(sum(len(i.parts) if isinstance(i, ChangeSet) else 1 for i in items), limit)
     _check_ids(items)
     return items
 
 
-def _multipart(body: bytes, content_type: str, what: str) -> email.message.Message:
+def _multipart(body: bytes, content_type: str) -> list[email.message.Message]:
+    """The top-level parts of a multipart body, checked for defects down to change sets."""
     header = email.message.Message()
     header["content-type"] = content_type
     boundary = header.get_param("boundary")
     if not isinstance(boundary, str) or not boundary:
         raise BadRequest(
-            f"{what}: multipart/mixed needs a boundary parameter, e.g. "
+            "a multipart/mixed batch needs a boundary parameter, e.g. "
             "Content-Type: multipart/mixed; boundary=batch_1"
         )
     head = f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode(
@@ -299,15 +300,23 @@ def _multipart(body: bytes, content_type: str, what: str) -> email.message.Messa
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + body)
     problems = [_defect(d, boundary) for d in message.defects]
     if problems or not message.is_multipart():
-        raise BadRequest(f"{what} is not a valid multipart body: {'; '.join(problems)}")
-    for i, part in enumerate(message.get_payload(), 1):
-        for sub in [part, *(part.get_payload() if part.is_multipart() else [])]:
+        raise BadRequest(f"the batch is not a valid multipart body: {'; '.join(problems)}")
+    parts = _parts(message)
+    for i, part in enumerate(parts, 1):
+        for sub in [part, *_parts(part)]:
             if sub.defects:
-                boundary = part.get_param("boundary") or boundary
-                raise BadRequest(
-                    f"part {i} is not valid: {'; '.join(_defect(d, boundary) for d in sub.defects)}"
-                )
-    return message
+                inner = part.get_param("boundary")
+                shown = inner if isinstance(inner, str) else boundary
+                problems = [_defect(d, shown) for d in sub.defects]
+                raise BadRequest(f"part {i} is not valid: {'; '.join(problems)}")
+    return parts
+
+
+def _parts(message: email.message.Message) -> list[email.message.Message]:
+    payload = message.get_payload()
+    if not isinstance(payload, list):
+        return []
+    return [p for p in payload if isinstance(p, email.message.Message)]
 
 
 def _defect(defect: Exception, boundary: str) -> str:
