@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,6 +111,22 @@ class Client:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=10)
             self.loop.close()
+
+
+def count_writes(client: Client) -> list[int]:
+    """Counts the write transactions the service opens from now on (in ``[0]``)."""
+    storage = client.app.state.service.storage
+    opened = [0]
+    writer = storage.writer
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        opened[0] += 1
+        async with writer() as w:
+            yield w
+
+    storage.writer = counted
+    return opened
 
 
 def make_client(data_dir: Path, **settings: Any) -> Client:

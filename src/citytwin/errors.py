@@ -11,7 +11,9 @@ Hierarchy::
     ├── NotFound                     404  the path names no resource
     ├── MethodNotAllowed             405  the path exists but not for this method
     ├── Conflict                     409  the request contradicts stored data
+    ├── TooLarge                     413  the request holds more than a limit allows
     ├── UnsupportedMediaType         415  the body's content type is not accepted
+    ├── FailedDependency             424  a batch request that depends on one that failed
     ├── Busy                         503  a conflicting concurrent change; the client retries
     ├── Unavailable                  503  the database cannot be reached just now
     └── ConfigurationError           (CLI only) a setting has an invalid value
@@ -78,8 +80,16 @@ class Conflict(CitytwinError):
     status = 409
 
 
+class TooLarge(CitytwinError):
+    status = 413
+
+
 class UnsupportedMediaType(CitytwinError):
     status = 415
+
+
+class FailedDependency(CitytwinError):
+    status = 424
 
 
 class Busy(CitytwinError):

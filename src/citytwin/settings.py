@@ -165,6 +165,22 @@ SETTINGS: tuple[Setting, ...] = (
         "(e.g. 100,000: 15-minute buckets over nearly 3 years).",
         _positive,
     ),
+    Setting(
+        "max_batch_requests",
+        int,
+        1000,
+        "Most requests one $batch request may hold, counting those inside change sets; "
+        "a larger batch is refused with 413 before any of it runs.",
+        _positive,
+    ),
+    Setting(
+        "filtered_delete",
+        bool,
+        False,
+        "Allow DELETE /v1.1/Observations?$filter=... (and Datastreams(id)/Observations?"
+        "$filter=...), which deletes every matching Observation in one transaction, for "
+        "retention and clean-up. Off: such requests are refused with 405.",
+    ),
     Setting("sqlite_readers", int, 4, "Concurrent read connections to a SQLite store.", _positive),
     Setting(
         "sqlite_synchronous",

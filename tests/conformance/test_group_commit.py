@@ -8,14 +8,12 @@ must not take the others with it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import Client, datastream, location, thing
+from tests.support import Client, count_writes, datastream, location, thing
 
 
 @pytest.fixture
@@ -25,22 +23,6 @@ def streams(client: Client) -> list[int]:
         thing("T", locations=[location()], datastreams=[datastream(f"D{i}") for i in range(3)]),
     )
     return [d["@iot.id"] for d in client.values(f"Things({tid})/Datastreams?$orderby=id")]
-
-
-def _count_writes(client: Client) -> list[int]:
-    """Counts the write transactions the service opens from now on."""
-    storage = client.app.state.service.storage
-    opened = [0]
-    writer = storage.writer
-
-    @asynccontextmanager
-    async def counted() -> AsyncIterator[Any]:
-        opened[0] += 1
-        async with writer() as w:
-            yield w
-
-    storage.writer = counted
-    return opened
 
 
 def _together(client: Client, posts: list[tuple[str, Any]]) -> list[httpx.Response]:
@@ -57,7 +39,7 @@ def _obs(n: int, **more: Any) -> dict[str, Any]:
 def test_concurrent_posts_share_transactions_and_each_gets_its_own_answer(
     client: Client, streams: list[int]
 ) -> None:
-    opened = _count_writes(client)
+    opened = count_writes(client)
     posts = [(f"Datastreams({streams[n % 3]})/Observations", _obs(n)) for n in range(30)]
     responses = _together(client, posts)
     assert [r.status_code for r in responses] == [201] * 30

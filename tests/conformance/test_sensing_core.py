@@ -63,6 +63,7 @@ def test_landing_page_lists_every_entity_set_with_absolute_urls(client: Client) 
         base + "create-update-delete",
         base + "multi-datastream",
         base + "data-array/data-array",
+        base + "batch-request/batch-request",
     }
     assert body["serverSettings"]["citytwin"]["version"]
 

@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_export_rows=settings.result_format_max_rows,
         max_buckets=settings.aggregate_max_buckets,
         write_rules=write_rules(pm),
+        max_batch_requests=settings.max_batch_requests,
+        filtered_delete=settings.filtered_delete,
     )
     metrics = Metrics()
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
@@ -146,12 +148,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 break
         content_type = host = None
         minimal = False
+        prefer: list[str] = []
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
             elif name == b"prefer":
+                prefer.append(value.decode("latin-1"))
                 minimal = minimal or b"return=minimal" in value.lower().replace(b" ", b"")
         req = Request(
             method=scope["method"],
@@ -162,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             content_type=content_type,
             base_url=_base_url(settings, scope, host),
             minimal=minimal,
+            prefer=", ".join(prefer),
         )
         resp = await service.handle(req)
         if resp.stream is not None:

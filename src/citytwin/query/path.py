@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from citytwin.errors import BadRequest, NotFound
-from citytwin.model import Kind, Registry
+from citytwin.model import EntityType, Kind, Registry
 
 _SEGMENT = re.compile(
     r"^(?P<name>[A-Za-z_@$][\w.@-]*)(?:\((?P<id>[^()]*)\))?(?P<index>(\[\d+\])*)$"
@@ -119,3 +119,14 @@ def parse_path(text: str, registry: Registry) -> ResourcePath:
             single=single_nav or segments[-1].id is not None,
         )
     return ResourcePath(tuple(segments), single=single_nav or segments[-1].id is not None)
+
+
+def addressed_type(path: ResourcePath, registry: Registry) -> EntityType:
+    """The type of the entities the segments of a parsed path address."""
+    et = registry.by_set(path.segments[0].name)
+    assert et is not None  # checked by parse_path
+    for segment in path.segments[1:]:
+        nav = et.navigation(segment.name)
+        assert nav is not None
+        et = registry.target(nav)
+    return et

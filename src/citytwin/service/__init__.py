@@ -20,6 +20,7 @@ from citytwin.query.path import ResourcePath, parse_path
 from citytwin.serialize.formats import result_format
 from citytwin.serialize.sta import Serializer
 from citytwin.service.aggregation import aggregate, is_aggregate
+from citytwin.service.batch import run_batch
 from citytwin.service.batching import Batcher
 from citytwin.service.dataarrays import (
     CREATE_OBSERVATIONS,
@@ -31,7 +32,15 @@ from citytwin.service.export import export
 from citytwin.service.extensions import WriteRule
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import read
-from citytwin.service.writing import Post, create, create_together, delete, update
+from citytwin.service.unit import Unit
+from citytwin.service.writing import (
+    Post,
+    create,
+    create_together,
+    delete,
+    delete_matching,
+    update,
+)
 from citytwin.storage.base import Storage
 
 __all__ = ["Request", "Response", "Service"]
@@ -49,6 +58,7 @@ CONFORMANCE = (
     "create-update-delete",
     "multi-datastream",
     "data-array/data-array",
+    "batch-request/batch-request",
 )
 MQTT_CONFORMANCE = (  # announced while MQTT is on, with its endpoints
     "create-observations-via-mqtt/observations-creation",
@@ -75,6 +85,8 @@ class Service:
         max_export_rows: int = 1_000_000,
         max_buckets: int = 100_000,
         write_rules: Sequence[WriteRule] = (),
+        max_batch_requests: int = 1000,
+        filtered_delete: bool = False,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -86,6 +98,8 @@ class Service:
         self.max_buckets = max_buckets  # of one $aggregate request
         self.write_rules = tuple(write_rules)
         self.mqtt_endpoints: list[str] = []  # set by the MQTT side once it runs
+        self.max_batch_requests = max_batch_requests
+        self.filtered_delete = filtered_delete  # DELETE /Observations?$filter=...
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
 
@@ -108,7 +122,7 @@ class Service:
         try:
             response = await self._dispatch(request)
         except Exception as exc:
-            response = self._failure(request, exc)
+            response = self.failure(request, exc)
         if request.method == "HEAD":
             response.body = b""
             if response.stream is not None:
@@ -123,9 +137,9 @@ class Service:
         shared: list[tuple[int, Post]] = []
         for i, request in enumerate(requests):
             try:
-                post = self._shared_post(request)
+                post = self.shared_post(request)
             except Exception as exc:
-                out[i] = self._failure(request, exc)
+                out[i] = self.failure(request, exc)
                 continue
             if post is None:
                 out[i] = await self.handle(request)
@@ -135,12 +149,13 @@ class Service:
         results = await create_together(self, [post for _, post in shared]) if shared else []
         for (i, post), result in zip(shared, results, strict=True):
             if isinstance(result, BaseException):
-                out[i] = self._failure(post[0], result)
+                out[i] = self.failure(post[0], result)
             else:
                 out[i] = result
         return [r for r in out if r is not None]
 
-    def _failure(self, request: Request, exc: BaseException) -> Response:
+    def failure(self, request: Request, exc: BaseException) -> Response:
+        """The answer to a request that raised ``exc``; a bug is logged and answered 500."""
         if isinstance(exc, CitytwinError):
             return Response.error(exc)
         log.error(
@@ -155,7 +170,7 @@ class Service:
             500,
         )
 
-    def _shared_post(self, request: Request) -> Post | None:
+    def shared_post(self, request: Request) -> Post | None:
         """The POST parsed, if it may share a transaction with others."""
         if request.method != "POST" or request.version not in VERSIONS:
             return None
@@ -183,6 +198,8 @@ class Service:
             if request.method not in ("GET", "HEAD"):
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
+        if request.path.strip("/") == "$batch":
+            return await run_batch(self, request)
         if is_aggregate(request.path):
             return await aggregate(self, request)
         if request.path.strip("/") == CREATE_OBSERVATIONS:
@@ -198,16 +215,33 @@ class Service:
             if writer is not None:
                 return await export(self, request, path, options, writer)
             return await read(self, request, path, options)
+        if method == "POST" and path.segments[-1].name in BATCHED:
+            self._writable_collection(path)
+            return await self.batcher.submit((request, path, options))
+        return await self._write(request, path, options, None)
+
+    async def write_in(self, unit: Unit, request: Request) -> Response:
+        """A write of a batch change set, in the change set's open transaction: the caller
+        commits it and publishes its events."""
+        if request.version not in VERSIONS:
+            raise NotFound(f"unknown API version {request.version}; use v1.1")
+        path, options = self._parse(request)
+        return await self._write(request, path, options, unit)
+
+    async def _write(
+        self, request: Request, path: ResourcePath, options: QueryOptions, unit: Unit | None
+    ) -> Response:
+        method = request.method
         if method == "POST":
             self._writable_collection(path)
-            if path.segments[-1].name in BATCHED:
-                return await self.batcher.submit((request, path, options))
-            return await create(self, request, path, options)
+            return await create(self, request, path, options, unit)
+        if method == "DELETE" and not path.single and path.property is None and not path.ref:
+            return await delete_matching(self, request, path, options, unit)
         if method in ("PATCH", "PUT", "DELETE"):
             self._writable_entity(path, method)
             if method == "DELETE":
-                return await delete(self, request, path, options)
-            return await update(self, request, path, options)
+                return await delete(self, request, path, options, unit)
+            return await update(self, request, path, options, unit)
         raise MethodNotAllowed(
             f"method {method} is not supported", ("GET", "HEAD", "POST", "PATCH", "PUT", "DELETE")
         )

@@ -27,7 +27,7 @@ from citytwin.service.drafts import Draft, DraftParser, Mode, load_json
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import check_ancestors, count, next_link, read_collection
 from citytwin.service.unit import Unit
-from citytwin.service.writing import _require_json, _set_up_first
+from citytwin.service.writing import _require_json, set_up_first
 
 if TYPE_CHECKING:
     from citytwin.planner.reads import Target
@@ -274,10 +274,10 @@ async def _store(
     return out
 
 
-@_set_up_first
+@set_up_first
 async def _together(service: Service, rows: list[Row]) -> list[int]:
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w)
+        unit = Unit(service.registry, service.storage, w, extensions=service.write_rules)
         ids = await unit.create_many([r.draft for r in rows], [r.implied for r in rows])
     await service.bus.publish(unit.events)
     return ids

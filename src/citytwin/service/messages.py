@@ -20,6 +20,7 @@ class Request:
     content_type: str | None = None
     base_url: str = "http://localhost"  # scheme://host[:port][/prefix], no trailing slash
     minimal: bool = False  # "Prefer: return=minimal": writes answer 204 without the entity
+    prefer: str = ""  # the Prefer header(s), comma-separated (RFC 7240)
 
     @property
     def root(self) -> str:

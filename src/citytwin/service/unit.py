@@ -335,6 +335,22 @@ class Unit:
         self.note(et, entity_id, "deleted")
         await self.rules.after_delete(et, entity_id, state)
 
+    async def delete_observations(self, table: Any, conditions: Sequence[Any]) -> int:
+        """Delete the Observations of ``table`` (an alias the conditions are written on)
+        that match ``conditions``, in one statement; return how many were deleted."""
+        et = self.registry.type("Observation")
+        stmt = (
+            sa.delete(table)
+            .where(*conditions)
+            .returning(table.c[et.id_column], table.c.datastream_id)
+        )
+        rows = await self.w.execute_returning(stmt)
+        self.known.clear()
+        for row in rows:
+            self.note(et, row[0], "deleted")
+        await self.rules.recompute_summary(sorted({row[1] for row in rows}))
+        return len(rows)
+
 
 def _a(noun: str) -> str:
     return ("an " if noun[:1] in "AEIOU" else "a ") + noun

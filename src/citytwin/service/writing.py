@@ -5,14 +5,18 @@ the same time may share one; see :mod:`citytwin.service.batching`). Change event
 published after the commit. Successful creates answer 201 with a ``Location`` header
 and the entity as a GET would return it; updates answer 200 with the entity; deletes
 answer 200 with no body.
+
+Given a :class:`~citytwin.service.unit.Unit`, a write joins that open transaction instead
+(the requests of a batch change set): its caller commits, publishes the events and, when
+the store needs setting up first (:class:`~citytwin.storage.base.SetupNeeded`), runs
+every write of the transaction again.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -24,16 +28,17 @@ from citytwin.errors import (
     BadRequest,
     CitytwinError,
     InvalidEntity,
+    MethodNotAllowed,
     NotFound,
     UnsupportedMediaType,
 )
 from citytwin.model import EntityType, Navigation
 from citytwin.planner.reads import ReadPlanner, Target, storage_columns
 from citytwin.query.ast import QueryOptions
-from citytwin.query.path import ResourcePath, Segment
+from citytwin.query.path import ResourcePath, Segment, addressed_type
 from citytwin.service.drafts import Draft, DraftParser, Mode, load_json
 from citytwin.service.messages import Request, Response
-from citytwin.service.reading import read_entity
+from citytwin.service.reading import check_ancestors, read_entity
 from citytwin.service.unit import Unit
 from citytwin.storage.base import Reader, SetupNeeded
 
@@ -65,7 +70,7 @@ R = TypeVar("R")
 SETUP_ROUNDS = 3  # a write finding a new month missing each time: months made meanwhile
 
 
-def _set_up_first(write: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def set_up_first(write: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """Run a write again after the store made what it found missing (a partition)."""
 
     @functools.wraps(write)
@@ -80,25 +85,84 @@ def _set_up_first(write: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
     return run
 
 
-@asynccontextmanager
-async def _transaction(
-    service: Service, path: ResourcePath
-) -> AsyncIterator[tuple[ReadPlanner, Target, Unit]]:
-    """Resolve the path, run one write transaction, then announce what it changed."""
+@dataclass
+class Written:
+    """What a write stored, for its answer."""
+
+    et: EntityType
+    entity_id: int
+    status: int  # 201 or 200
+    fresh: dict[str, Any] | None = None  # the row as inserted, if nothing changed it since
+
+
+# a write returns what it stored, or its whole answer when that needs no reading back
+Write = Callable[[ReadPlanner, Target, Unit], Awaitable[Written | Response]]
+
+
+async def _write(
+    service: Service,
+    request: Request,
+    path: ResourcePath,
+    options: QueryOptions,
+    write: Write,
+    shared: Unit | None,
+) -> Response:
+    """Run ``write`` in a transaction of its own, or in ``shared``, and answer it."""
+    if shared is None:
+        return await _alone(service, request, path, options, write)
+    planner = service.planner(shared.now)
+    done = await write(planner, planner.resolve(path), shared)
+    return await _answer(service, request, done, options, shared.w)
+
+
+@set_up_first
+async def _alone(
+    service: Service, request: Request, path: ResourcePath, options: QueryOptions, write: Write
+) -> Response:
+    """Resolve the path, run one write transaction, announce what it changed, answer."""
     planner = service.planner()
     target = planner.resolve(path)
     async with service.storage.writer() as w:
         unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
-        yield planner, target, unit
+        done = await write(planner, target, unit)
     await service.bus.publish(unit.events)
+    return await _answer(service, request, done, options, None)
+
+
+async def _answer(
+    service: Service,
+    request: Request,
+    done: Written | Response,
+    options: QueryOptions,
+    reader: Reader | None,
+) -> Response:
+    """The answer to a write; ``reader`` reads back from its still open transaction."""
+    if isinstance(done, Response):
+        return done
+    if done.fresh is not None and options.select is None and not options.expand:
+        # nothing changed this entity after its insert: answer from the row written
+        return _created(
+            service, service.planner(), request, done.et, done.entity_id, done.fresh, options
+        )
+    ser = service.serializer(request)
+    created = done.status == 201
+    link = ser.self_link(done.et, done.entity_id)
+    if request.minimal:
+        return _minimal(link if created else None)
+    planner = service.planner()
+    single = ResourcePath((Segment(done.et.set_name, done.entity_id),), single=True)
+    target = planner.resolve(single)
+    if reader is None:
+        async with service.storage.reader() as r:
+            entity = await read_entity(r, planner, ser, target, options)
+    else:
+        entity = await read_entity(reader, planner, ser, target, options)
+    headers = {"Location": link} if created else {}
+    return Response.json(entity if entity is not None else {}, done.status, headers)
 
 
 async def _entity_id(r: Reader, planner: ReadPlanner, target: Target) -> int:
-    check = planner.ancestors_exist(target)
-    if check is not None and await r.scalar(check) is None:
-        raise NotFound(
-            "the path names an entity that does not exist or is not related to the entity before it"
-        )
+    await check_ancestors(r, planner, target)
     found = await r.scalar(
         sa.select(target.scope.col(target.et.id_column)).where(*target.conditions).limit(1)
     )
@@ -107,37 +171,19 @@ async def _entity_id(r: Reader, planner: ReadPlanner, target: Target) -> int:
     return int(found)
 
 
-async def _respond(
+async def create(
     service: Service,
     request: Request,
-    target_et: Any,
-    entity_id: int,
+    path: ResourcePath,
     options: QueryOptions,
-    status: int,
-    created: bool,
-) -> Response:
-    planner = service.planner()
-    ser = service.serializer(request)
-    link = ser.self_link(target_et, entity_id)
-    if request.minimal:
-        return _minimal(link if created else None)
-    target = planner.resolve(ResourcePath((Segment(target_et.set_name, entity_id),), single=True))
-    async with service.storage.reader() as r:
-        entity = await read_entity(r, planner, ser, target, options)
-    headers = {"Location": link} if created else {}
-    return Response.json(entity if entity is not None else {}, status, headers)
-
-
-@_set_up_first
-async def create(
-    service: Service, request: Request, path: ResourcePath, options: QueryOptions
+    unit: Unit | None = None,
 ) -> Response:
     _require_json(request)
     data = load_json(request.body)
     parser = DraftParser(service.registry)
-    async with _transaction(service, path) as (planner, target, unit):
+
+    async def write(planner: ReadPlanner, target: Target, unit: Unit) -> Written:
         et = target.et
-        fresh: dict[str, Any] | None = None
         parent_id: int | None = None
         if target.parent is not None:
             parent_id = await _entity_id(unit.w, planner, target.parent)
@@ -152,25 +198,23 @@ async def create(
             ref = parser.parse(et, data, Mode.CREATE, nested=True)
             await unit.rules.replace_related(target.parent.et, parent_id, target.via, [ref])
             assert ref.ref is not None
-            new_id = ref.ref
-        else:
-            draft = parser.parse(et, data, Mode.CREATE)
-            implied: dict[str, int] = {}
-            if parent_id is not None:
-                assert target.via is not None and target.parent is not None
-                inverse = service.registry.inverse(target.via)
-                if inverse.fk is not None:
-                    implied[inverse.name] = parent_id
-                else:
-                    draft.many.setdefault(inverse.name, []).append(
-                        Draft(target.parent.et, f"{et.name}.{inverse.name}", ref=parent_id)
-                    )
-            new_id = await unit.create(draft, implied)
-            fresh = unit.written.get((et.name, new_id)) if not draft.many else None
-    if fresh is not None and options.select is None and not options.expand:
-        # nothing changed this entity after its insert: answer from the row written
-        return _created(service, service.planner(), request, et, new_id, fresh, options)
-    return await _respond(service, request, et, new_id, options, 201, created=True)
+            return Written(et, ref.ref, 201)
+        draft = parser.parse(et, data, Mode.CREATE)
+        implied: dict[str, int] = {}
+        if parent_id is not None:
+            assert target.via is not None and target.parent is not None
+            inverse = service.registry.inverse(target.via)
+            if inverse.fk is not None:
+                implied[inverse.name] = parent_id
+            else:
+                draft.many.setdefault(inverse.name, []).append(
+                    Draft(target.parent.et, f"{et.name}.{inverse.name}", ref=parent_id)
+                )
+        new_id = await unit.create(draft, implied)
+        fresh = unit.written.get((et.name, new_id)) if not draft.many else None
+        return Written(et, new_id, 201, fresh)
+
+    return await _write(service, request, path, options, write, unit)
 
 
 def _created(
@@ -213,25 +257,8 @@ async def create_together(
     links, paths longer than ``Datastreams(1)/Observations``, $select or $expand) are
     stored alone. When the shared transaction fails, each of its POSTs is tried alone, so
     that one request's mistake never costs another its write."""
-    results: list[Response | BaseException | None] = [None] * len(posts)
-    parser = DraftParser(service.registry)
-    together: list[Together] = []
-    for i, (request, path, options) in enumerate(posts):
-        shape = _shareable(service, path, options)
-        if shape is None:
-            continue
-        et, parent = shape
-        try:
-            _require_json(request)
-            data = load_json(request.body)
-            if parent is not None and isinstance(data, dict) and set(data) <= {"@iot.id", "id"}:
-                continue  # links an existing entity
-            draft = parser.parse(et, data, Mode.CREATE)
-        except CitytwinError as exc:
-            results[i] = Response.error(exc)
-            continue
-        if not draft.many:
-            together.append(Together(i, draft, parent))
+    together, early = _together(service, posts)
+    results: list[Response | BaseException | None] = list(early)
     if len(together) > 1:
         planner = service.planner()
         try:
@@ -255,6 +282,51 @@ async def create_together(
             except Exception as exc:
                 results[i] = exc
     return [r for r in results if r is not None]
+
+
+async def create_together_in(
+    service: Service, unit: Unit, posts: Sequence[Post]
+) -> list[Response] | None:
+    """POSTs of a batch change set, stored in its open transaction with one bulk insert
+    per entity type and each answered as if alone; None (and nothing written) when one of
+    them cannot be stored this way. A failure is raised: the caller rolls back and stores
+    them one by one to find the request at fault."""
+    together, _ = _together(service, posts)
+    if len(together) < len(posts):
+        return None
+    planner = service.planner(unit.now)
+    out: list[Response | None] = [None] * len(posts)
+    for item, new_id, row in await _store_in(service, unit, together):
+        request, _, options = posts[item.index]
+        out[item.index] = _created(service, planner, request, item.draft.et, new_id, row, options)
+    return [r for r in out if r is not None]
+
+
+def _together(
+    service: Service, posts: Sequence[Post]
+) -> tuple[list[Together], list[Response | None]]:
+    """The POSTs that can share one bulk insert, parsed; and for each POST the error it
+    was answered with already, or None."""
+    early: list[Response | None] = [None] * len(posts)
+    parser = DraftParser(service.registry)
+    together: list[Together] = []
+    for i, (request, path, options) in enumerate(posts):
+        shape = _shareable(service, path, options)
+        if shape is None:
+            continue
+        et, parent = shape
+        try:
+            _require_json(request)
+            data = load_json(request.body)
+            if parent is not None and isinstance(data, dict) and set(data) <= {"@iot.id", "id"}:
+                continue  # links an existing entity
+            draft = parser.parse(et, data, Mode.CREATE)
+        except CitytwinError as exc:
+            early[i] = Response.error(exc)
+            continue
+        if not draft.many:
+            together.append(Together(i, draft, parent))
+    return together, early
 
 
 @dataclass
@@ -287,23 +359,31 @@ def _shareable(
     return service.registry.target(nav), (inverse, segments[0].id)
 
 
-@_set_up_first
+@set_up_first
 async def _store_together(
     service: Service, planner: ReadPlanner, together: Sequence[Together]
 ) -> list[tuple[Together, int, dict[str, Any]]]:
     async with service.storage.writer() as w:
         unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
-        await _parents_exist(service, unit, together)
-        by_type: dict[str, list[Together]] = {}
-        for item in together:
-            by_type.setdefault(item.draft.et.name, []).append(item)
-        stored = []
-        for name, group in by_type.items():
-            implied = [{p[0].name: p[1]} if (p := t.parent) else {} for t in group]
-            ids = await unit.create_many([t.draft for t in group], implied)
-            for item, new_id in zip(group, ids, strict=True):
-                stored.append((item, new_id, unit.written[(name, new_id)]))
+        stored = await _store_in(service, unit, together)
     await service.bus.publish(unit.events)
+    return stored
+
+
+async def _store_in(
+    service: Service, unit: Unit, together: Sequence[Together]
+) -> list[tuple[Together, int, dict[str, Any]]]:
+    """Store the drafts with one bulk insert per entity type; each with its id and row."""
+    await _parents_exist(service, unit, together)
+    by_type: dict[str, list[Together]] = {}
+    for item in together:
+        by_type.setdefault(item.draft.et.name, []).append(item)
+    stored = []
+    for name, group in by_type.items():
+        implied = [{p[0].name: p[1]} if (p := t.parent) else {} for t in group]
+        ids = await unit.create_many([t.draft for t in group], implied)
+        for item, new_id in zip(group, ids, strict=True):
+            stored.append((item, new_id, unit.written[(name, new_id)]))
     return stored
 
 
@@ -320,14 +400,18 @@ async def _parents_exist(service: Service, unit: Unit, together: Sequence[Togeth
             raise NotFound(f"no such {name}: {sorted(missing)}")
 
 
-@_set_up_first
 async def update(
-    service: Service, request: Request, path: ResourcePath, options: QueryOptions
+    service: Service,
+    request: Request,
+    path: ResourcePath,
+    options: QueryOptions,
+    unit: Unit | None = None,
 ) -> Response:
     media = _require_json(request, patch_allowed=request.method == "PATCH")
     data = load_json(request.body)
     parser = DraftParser(service.registry)
-    async with _transaction(service, path) as (planner, target, unit):
+
+    async def write(planner: ReadPlanner, target: Target, unit: Unit) -> Written:
         et = target.et
         entity_id = await _entity_id(unit.w, planner, target)
         current = await unit.row(et, entity_id)
@@ -339,7 +423,9 @@ async def update(
             draft = parser.parse(et, data, Mode.PUT if request.method == "PUT" else Mode.PATCH)
         replace = media == JSON_PATCH or request.method == "PUT"
         await unit.update(et, entity_id, draft, replace=replace, current=current)
-    return await _respond(service, request, et, entity_id, options, 200, created=False)
+        return Written(et, entity_id, 200)
+
+    return await _write(service, request, path, options, write, unit)
 
 
 def _apply_json_patch(
@@ -366,11 +452,59 @@ def _apply_json_patch(
 
 
 async def delete(
-    service: Service, request: Request, path: ResourcePath, options: QueryOptions
+    service: Service,
+    request: Request,
+    path: ResourcePath,
+    options: QueryOptions,
+    unit: Unit | None = None,
 ) -> Response:
     if any(k.startswith("$") for k, _ in request.query):
         raise BadRequest("DELETE of an entity takes no query options")
-    async with _transaction(service, path) as (planner, target, unit):
+
+    async def write(planner: ReadPlanner, target: Target, unit: Unit) -> Response:
         entity_id = await _entity_id(unit.w, planner, target)
         await unit.delete(target.et, entity_id)
-    return Response(200, b"", None)
+        return Response(200, b"", None)
+
+    return await _write(service, request, path, options, write, unit)
+
+
+async def delete_matching(
+    service: Service,
+    request: Request,
+    path: ResourcePath,
+    options: QueryOptions,
+    unit: Unit | None = None,
+) -> Response:
+    """``DELETE /Observations?$filter=...``: every match, in one transaction (retention and
+    clean-up). Switched on by the setting ``filtered_delete``; a $filter is required so
+    that a mistyped URL cannot empty the collection. Answers 200 ``{"deleted": n}``."""
+    if not service.filtered_delete:
+        raise MethodNotAllowed(
+            "DELETE of a collection is switched off; the setting filtered_delete "
+            "(CITYTWIN_FILTERED_DELETE=true) allows DELETE /Observations?$filter=...",
+            ("GET", "HEAD", "POST"),
+        )
+    if addressed_type(path, service.registry).name != "Observation":
+        raise MethodNotAllowed(
+            "DELETE of a collection is only supported for Observations; delete other "
+            "entities one by one, e.g. DELETE /Things(1)",
+            ("GET", "HEAD", "POST"),
+        )
+    condition = options.filter
+    if condition is None:
+        raise BadRequest(
+            "DELETE of a collection needs a $filter naming what to delete, e.g. "
+            "DELETE /Observations?$filter=phenomenonTime lt 2020-01-01T00:00:00Z"
+        )
+    others = sorted({k for k, _ in request.query if k.startswith("$") and k != "$filter"})
+    if others:
+        raise BadRequest(f"DELETE of a collection takes only $filter, not {', '.join(others)}")
+
+    async def write(planner: ReadPlanner, target: Target, unit: Unit) -> Response:
+        await check_ancestors(unit.w, planner, target)
+        match = planner.compiler.condition(condition, target.scope)
+        deleted = await unit.delete_observations(target.scope.table, [*target.conditions, match])
+        return Response.json({"deleted": deleted})
+
+    return await _write(service, request, path, options, write, unit)

@@ -87,6 +87,10 @@ class Writer(Reader, Protocol):
         """Run a template statement once per parameter set, in one round trip."""
         ...
 
+    async def execute_returning(self, stmt: sa.Executable) -> list[Row]:
+        """Run a writing statement with a RETURNING clause; return the rows it returns."""
+        ...
+
 
 class Storage(Protocol):
     @property

@@ -246,6 +246,10 @@ class _Writer(_Reader):
         sql = compiled[0][0]
         await self._call(lambda: self.conn.executemany(sql, [args for _, args in compiled]))
 
+    async def execute_returning(self, stmt: sa.Executable) -> list[Row]:
+        self.wrote = True
+        return await self.fetch(stmt)
+
 
 class PostgresStore:
     """The production storage backend."""

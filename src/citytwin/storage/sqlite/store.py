@@ -189,6 +189,9 @@ class _Writer(_Reader):
 
         await self.run(run)
 
+    async def execute_returning(self, stmt: sa.Executable) -> list[Row]:
+        return await self.fetch(stmt)  # the writer's fetch runs in its write transaction
+
 
 class SqliteStore:
     """The embedded storage backend."""
