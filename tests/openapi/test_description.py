@@ -226,6 +226,7 @@ def test_the_service_serves_its_description(app: Client) -> None:
     contributed = plugin_manager().hook.citytwin_openapi_paths(registry=REGISTRY)
     assert document == describe(REGISTRY, contributed)
     assert "/v1.1/CreateObservations" in document["paths"]
+    assert "/v1.1/$batch" in document["paths"]
     assert "/v1.1/Datastreams({id})/Observations/$aggregate" in document["paths"]
     assert app.head(OPENAPI_PATH).status_code == 200
 

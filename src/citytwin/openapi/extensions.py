@@ -1,5 +1,6 @@
-"""Descriptions of the endpoints that are not entity sets: ``CreateObservations`` and
-``$aggregate``. The built-in plugin contributes them through ``citytwin_openapi_paths``."""
+"""Descriptions of the endpoints that are not entity sets: ``$batch``,
+``CreateObservations`` and ``$aggregate``. The built-in plugin contributes them through
+``citytwin_openapi_paths``."""
 
 from __future__ import annotations
 
@@ -21,8 +22,58 @@ _STREAM = {
 _BUCKET = {"type": "object", "properties": {"phenomenonTime": {"type": "string"}}}
 
 
+_BATCH_REQUEST = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "method": {"type": "string"},
+        "url": {"type": "string"},
+        "headers": {"type": "object"},
+        "body": {},
+        "atomicityGroup": {"type": "string"},
+        "dependsOn": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["id", "method", "url"],
+}
+
+
 def extension_paths() -> dict[str, dict[str, Any]]:
     return {
+        f"{PREFIX}/$batch": {
+            "post": {
+                "operationId": "batch",
+                "summary": "several requests in one: JSON (OData 4.01) or multipart/mixed; "
+                "change sets are atomic (docs/batch.md)",
+                "tags": ["service"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "requests": {"type": "array", "items": _BATCH_REQUEST}
+                                },
+                                "required": ["requests"],
+                            }
+                        },
+                        "multipart/mixed": {"schema": {"type": "string"}},
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "one answer per request, each with its own status",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "multipart/mixed": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": BAD_REQUEST,
+                    "413": BAD_REQUEST,
+                    "415": UNSUPPORTED,
+                },
+            }
+        },
         f"{PREFIX}/CreateObservations": {
             "post": {
                 "operationId": "createObservations",
