@@ -1452,6 +1452,8 @@ def test_orderby_through_to_one_relation_on_observations(ents: Entities) -> None
         ("name eq 'a' xor name eq 'b'", [], True),
         ("name eq eq 'a'", [], True),
         ("startswith(name 'a')", [], True),
+        ("false gt (null eq '')", ["order", "gt"], True),
+        ("properties/flag le true", ["order", "le"], True),
     ],
 )
 def test_filter_errors(ents: Entities, expr: str, fragments: list[str], position: bool) -> None:

@@ -222,7 +222,6 @@ def _settle_heap() -> tuple[int, int, int]:
     set off collections that walk every module and table definition each time (measured:
     an Observation taken in over MQTT cost 71 us of CPU with the defaults, 49 us so)."""
     thresholds = gc.get_threshold()
-    gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
     return thresholds

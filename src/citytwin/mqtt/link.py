@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -97,6 +98,8 @@ class IngestLink:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if writer is not None:
             writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     # --- the connection ---------------------------------------------------------------------
     async def _connect_forever(self) -> None:
@@ -155,6 +158,8 @@ class IngestLink:
             await self._read(reader, writer, packets)
         finally:
             writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def _expect(
         self, reader: asyncio.StreamReader, packets: wire.Reader, kind: int

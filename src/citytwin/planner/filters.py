@@ -494,6 +494,8 @@ class Compiler:
             domain = ta
         if domain is T.GEOMETRY:
             raise self.error("compare geometries with st_equals(a, b)", pos)
+        if domain is T.BOOLEAN and op in _SQL_OPS:
+            raise self.error(f"booleans have no order: compare them with eq or ne, not {op}", pos)
         sa_, sb = self.sql(a, domain, pos), self.sql(b, domain, pos)
         nullable = a.nullable or b.nullable or ta in DYNAMIC or tb in DYNAMIC
         prefilter = self._distance_prefilter(op, a, b)
