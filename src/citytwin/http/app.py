@@ -50,8 +50,10 @@ def _base_url(settings: Settings, scope: Scope, host: str | None) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The citytwin web application for the given settings."""
+def create_app(settings: Settings | None = None, *, server_process: bool = False) -> Starlette:
+    """The citytwin web application for the given settings. ``server_process``: the app
+    is all its process serves (a ``citytwin serve`` worker), so it may tune the
+    process's garbage collector once started."""
     settings = settings or load_settings()
     pm = plugin_manager()
     registry = build_registry(pm)
@@ -112,12 +114,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await mqtt.start()
             tasks.start(mqtt.ingest.listen)
-            thresholds = _settle_heap()
+            thresholds = _settle_heap() if server_process else None
             try:
                 yield
             finally:
-                gc.unfreeze()  # what this app made can be collected once it is gone
-                gc.set_threshold(*thresholds)
+                if thresholds is not None:
+                    gc.unfreeze()
+                    gc.set_threshold(*thresholds)
                 await tasks.stop()
                 await mqtt.stop()
         finally:
@@ -262,4 +265,4 @@ def _query_pairs(raw: str) -> list[tuple[str, str]]:
 
 def app_from_env() -> Starlette:
     """Factory for server worker processes: settings come from CITYTWIN_* variables."""
-    return create_app(load_settings())
+    return create_app(load_settings(), server_process=True)
