@@ -107,14 +107,18 @@ class IngestLink:
         while True:
             try:
                 await self._session()
-                delay = 1.0
-            except (OSError, EOFError, TimeoutError, wire.ProtocolError) as exc:
-                log.warning(
+            except Exception as exc:
+                if self.connected.is_set():
+                    delay = 1.0  # it was up: a new outage starts with a short wait
+                expected = isinstance(exc, OSError | EOFError | TimeoutError | wire.ProtocolError)
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
                     "MQTT ingest connection to %s:%s: %s; again in %.0f s",
                     self.host,
                     self.port,
                     exc or type(exc).__name__,
                     delay,
+                    exc_info=not expected,
                 )
             finally:
                 self._lost()
