@@ -176,3 +176,20 @@ def running_server(workdir: Path, db: str, *extra: str) -> Iterator[StaServer]:
         yield server
     finally:
         _stop(proc, log_file)
+
+
+def run_steps(steps: list[str], port: int, cwd: Path) -> list[str]:
+    """Run documented shell steps (written against port 8080) against a server on
+    ``port``, each under ``bash -euo pipefail``; what each printed."""
+    outputs = []
+    for step in steps:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", step.replace(":8080", f":{port}")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    return outputs

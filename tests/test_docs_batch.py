@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.servers import running_server
+from tests.servers import run_steps, running_server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "batch.md"
 
@@ -23,19 +22,8 @@ def _run_examples(tmp_path: Path) -> list[str]:
     serve, *steps = _blocks("sh")
     assert serve.strip() == "CITYTWIN_FILTERED_DELETE=true citytwin serve --port 8080"
     (tmp_path / "citytwin.toml").write_text("filtered_delete = true\n")  # as the variable does
-    outputs = []
     with running_server(tmp_path, f"sqlite:///{tmp_path}/data/citytwin.db") as server:
-        for step in steps:
-            done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", step.replace(":8080", f":{server.port}")],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=tmp_path,
-            )
-            assert done.returncode == 0, done.stderr
-            outputs.append(done.stdout)
-    return outputs
+        return run_steps(steps, server.port, tmp_path)
 
 
 def _by_id(output: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.servers import run_steps
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 CITYTWIN = str(Path(sys.executable).parent / "citytwin")
 
@@ -59,18 +61,7 @@ def test_first_five_minutes_walk_through(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        outputs = []
-        for step in steps:
-            script = step.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-            done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", script],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=tmp_path,
-            )
-            assert done.returncode == 0, done.stderr
-            outputs.append(done.stdout)
+        outputs = run_steps(steps, port, tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=20)

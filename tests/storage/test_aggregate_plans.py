@@ -4,34 +4,20 @@ both backends, and on PostgreSQL only the interval's monthly partitions."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from citytwin.planner.aggregate import Aggregation, statement
 from citytwin.storage.postgres.partitions import create_sql, name_of
 from citytwin.storage.postgres.store import PostgresStore
 from citytwin.storage.sqlite.store import SqliteStore
-from tests.support import REGISTRY, REQUIRE_ENV, Databases
+from tests.support import REGISTRY
 
 MARCH = Aggregation(
     7, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC), 3_600_000_000, ("avg",)
 )
-
-
-@pytest.fixture
-def pg_url(databases: Databases, tmp_path: Path) -> Iterator[str]:
-    if not databases.postgres_ready():
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(str(databases.problem))
-        pytest.skip(str(databases.problem))
-    url = databases.create("postgresql", tmp_path)
-    yield url
-    databases.drop(url)
 
 
 def test_postgres_reads_only_the_intervals_partition_by_index(pg_url: str) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +19,6 @@ from citytwin.storage.base import Json, SetupNeeded
 from citytwin.storage.postgres.store import PostgresStore
 from tests.support import (
     REGISTRY,
-    REQUIRE_ENV,
-    Databases,
     datastream,
     location,
     make_client,
@@ -33,17 +30,6 @@ R = TypeVar("R")
 
 def run(coro: Coroutine[Any, Any, R]) -> R:
     return asyncio.run(coro)
-
-
-@pytest.fixture
-def pg_url(databases: Databases, tmp_path: Path) -> Iterator[str]:
-    if not databases.postgres_ready():
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(str(databases.problem))
-        pytest.skip(str(databases.problem))
-    url = databases.create("postgresql", tmp_path)
-    yield url
-    databases.drop(url)
 
 
 async def _columns(url: str) -> dict[str, set[str]]:
