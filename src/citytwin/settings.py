@@ -63,6 +63,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Directory for the embedded database and other local state.",
     ),
     Setting(
+        "layers_dir",
+        str,
+        None,
+        "Directory of the city's GeoJSON layers (districts, streets, buildings) served at "
+        "/api/v1/layers; the simulator writes its district there. Default: data_dir/layers.",
+    ),
+    Setting(
         "db",
         str,
         None,

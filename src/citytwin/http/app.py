@@ -10,6 +10,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,12 +22,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citytwin import __version__
 from citytwin.bus import Bus
+from citytwin.domains.service import DomainService
+from citytwin.http import domains as domain_routes
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.openapi import OPENAPI_PATH, ApiDescription
 from citytwin.plugins.manager import (
     build_registry,
     build_storage,
+    domains,
     plugin_manager,
     task_drivers,
     write_rules,
@@ -73,6 +77,12 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         filtered_delete=settings.filtered_delete,
     )
     metrics = Metrics()
+    domain_service = DomainService(
+        storage,
+        registry,
+        domains(pm),
+        Path(settings.layers_dir or Path(settings.data_dir) / "layers"),
+    )
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
     mqtt = Mqtt(service, settings, bus, metrics, str(base))
@@ -190,6 +200,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
+            *domain_routes.routes(domain_service),
         ],
         lifespan=lifespan,
     )
@@ -197,6 +208,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.mqtt = mqtt
     app.state.tasks = tasks
     app.state.settings = settings
+    app.state.domains = domain_service
     return app
 
 
@@ -209,7 +221,8 @@ class CitytwinApp(Starlette):
         self.sta = sta
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OWN_PAGES:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in OWN_PAGES and not path.startswith(OWN_PREFIXES):
             scope["app"] = self
             await self.sta(scope, receive, send)
             return
@@ -217,6 +230,7 @@ class CitytwinApp(Starlette):
 
 
 OWN_PAGES = frozenset({"/", "/health", "/metrics", OPENAPI_PATH})
+OWN_PREFIXES = (domain_routes.PREFIX + "/",)
 
 
 def _settle_heap() -> tuple[int, int, int]:

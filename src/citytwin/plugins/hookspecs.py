@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from citytwin.domains.base import Domain
     from citytwin.model import EntityType, Navigation, Registry
     from citytwin.service.extensions import WriteRule
     from citytwin.settings import Settings
@@ -54,4 +55,10 @@ def citytwin_task_drivers() -> Sequence[TaskDriver]:
 def citytwin_openapi_paths(registry: Registry) -> Mapping[str, Mapping[str, Any]]:
     """OpenAPI path items, ``{"/v1.1/...": item}``, of endpoints this plugin adds that are
     not entity sets (those are described from the registry); see :mod:`citytwin.openapi`."""
+    raise NotImplementedError
+
+
+@hookspec
+def citytwin_domains() -> Sequence[Domain]:
+    """Domain packages (templates and KPIs) this plugin adds; see :mod:`citytwin.domains`."""
     raise NotImplementedError

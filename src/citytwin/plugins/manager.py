@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
+from citytwin.domains.base import Domain
 from citytwin.errors import ConfigurationError
 from citytwin.model import Navigation, Registry
 from citytwin.plugins import core, hookspecs, tasking
@@ -59,3 +60,13 @@ def task_drivers(pm: pluggy.PluginManager) -> dict[str, TaskDriver]:
                 raise ConfigurationError(f"two task drivers are named {driver.name!r}")
             drivers[driver.name] = driver
     return drivers
+
+
+def domains(pm: pluggy.PluginManager) -> list[Domain]:
+    found: dict[str, Domain] = {}
+    for batch in pm.hook.citytwin_domains():
+        for domain in batch:
+            if domain.name in found:
+                raise ConfigurationError(f"two domain packages are named {domain.name!r}")
+            found[domain.name] = domain
+    return list(found.values())

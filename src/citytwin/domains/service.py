@@ -1,0 +1,179 @@
+"""The domain API without its transport: describe the installed domains, list the areas
+and compute a KPI for an area and a period. The HTTP adapter (:mod:`citytwin.http.domains`)
+only translates; see docs/domains.md for the JSON documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
+from citytwin.domains.data import DomainData, check_area
+from citytwin.errors import BadRequest, NotFound
+from citytwin.model import Registry
+from citytwin.model.values import format_instant, parse_duration, parse_interval
+from citytwin.storage.base import Storage
+
+KPI_PARAMETERS = ("area", "interval", "bucket")
+DEFAULT_PERIOD = timedelta(hours=24)
+MIN_BUCKET = timedelta(minutes=1)
+MAX_BUCKETS = 20_000
+_LAYER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class DomainService:
+    def __init__(
+        self,
+        storage: Storage,
+        registry: Registry,
+        domains: Sequence[Domain],
+        layers_dir: Path | None = None,
+    ) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.domains = {d.name: d for d in domains}
+        self.layers_dir = layers_dir
+
+    def describe(self) -> dict[str, Any]:
+        return {"value": [describe(d) for d in self.domains.values()]}
+
+    async def areas(self) -> dict[str, Any]:
+        return {"value": await DomainData(self.storage, self.registry).areas()}
+
+    async def kpi(
+        self, domain: str, key: str, params: Sequence[tuple[str, str]], now: datetime | None = None
+    ) -> dict[str, Any]:
+        found = self.domains.get(domain)
+        if found is None:
+            known = ", ".join(sorted(self.domains)) or "none"
+            raise NotFound(f"no domain named {domain!r}; installed: {known}")
+        try:
+            kpi = found.kpi(key)
+        except UnknownKey:
+            known = ", ".join(k.key for k in found.kpis)
+            raise NotFound(f"domain {domain} has no KPI {key!r}; it has {known}") from None
+        query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
+        result = await kpi.compute(DomainData(self.storage, self.registry), query)
+        return render(found, kpi.key, query, result)
+
+    def layers(self) -> dict[str, Any]:
+        names = sorted(p.stem for p in self._layer_files())
+        return {
+            "value": [
+                {"name": n, "title": n.replace("_", " ").capitalize(), "url": f"/api/v1/layers/{n}"}
+                for n in names
+            ]
+        }
+
+    def layer(self, name: str) -> bytes:
+        if not name or not set(name) <= _LAYER_NAME:
+            raise NotFound(f"no layer named {name!r}")
+        for path in self._layer_files():
+            if path.stem == name:
+                return path.read_bytes()
+        raise NotFound(f"no layer named {name!r}; see /api/v1/layers")
+
+    def _layer_files(self) -> list[Path]:
+        if self.layers_dir is None or not self.layers_dir.is_dir():
+            return []
+        return [p for p in self.layers_dir.glob("*.geojson") if set(p.stem) <= _LAYER_NAME]
+
+
+def describe(domain: Domain) -> dict[str, Any]:
+    return {
+        "name": domain.name,
+        "title": domain.title,
+        "version": domain.version,
+        "kpis": [
+            {"key": k.key, "title": k.title, "unit": k.unit, "description": k.description}
+            for k in domain.kpis
+        ],
+        "thingKinds": [
+            {
+                "key": t.key,
+                "name": t.name,
+                "description": t.description,
+                "properties": list(t.properties),
+            }
+            for t in domain.thing_kinds
+        ],
+        "observedProperties": [
+            {"key": p.key, "name": p.name, "definition": p.definition, "unit": p.unit.symbol}
+            for p in domain.properties
+        ],
+    }
+
+
+def parse_query(
+    params: Sequence[tuple[str, str]], now: datetime, default_bucket: timedelta | None = None
+) -> KpiQuery:
+    given: dict[str, str] = {}
+    options: dict[str, str] = {}
+    for name, value in params:
+        if name in given or name in options:
+            raise BadRequest(f"KPI parameter {name} is given more than once")
+        if name in KPI_PARAMETERS:
+            given[name] = value
+        else:
+            options[name] = value
+    area = check_area(given.get("area") or "city")
+    if "interval" in given:
+        try:
+            interval = parse_interval(given["interval"], allow_instant=False)
+        except ValueError as exc:
+            raise BadRequest(f"KPI interval: {exc}") from None
+        start, end = interval.start, interval.end
+        if end <= start:
+            raise BadRequest("KPI interval: it must end after it starts")
+    else:
+        end = now
+        start = end - DEFAULT_PERIOD
+    bucket = default_bucket
+    if "bucket" in given:
+        try:
+            duration = parse_duration(given["bucket"])
+        except ValueError as exc:
+            raise BadRequest(f"KPI bucket: {exc}") from None
+        if duration.months:
+            raise BadRequest("KPI bucket: use a duration of fixed length (days or less)")
+        bucket = timedelta(microseconds=duration.micros)
+        if bucket < MIN_BUCKET:
+            raise BadRequest("KPI bucket: it must be at least one minute (PT1M)")
+    if bucket is not None and (end - start) / bucket > MAX_BUCKETS:
+        raise BadRequest(f"KPI bucket: the interval would hold more than {MAX_BUCKETS} buckets")
+    return KpiQuery(area, start, end, bucket, options)
+
+
+def render(domain: Domain, key: str, query: KpiQuery, result: KpiResult) -> dict[str, Any]:
+    kpi = domain.kpi(key)
+    return {
+        "domain": domain.name,
+        "kpi": kpi.key,
+        "title": kpi.title,
+        "unit": kpi.unit,
+        "area": query.area,
+        "interval": f"{format_instant(query.start)}/{format_instant(query.end)}",
+        "value": result.value,
+        "values": result.values,
+        "units": result.units,
+        "series": result.series,
+        "items": result.items,
+    }
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    """JSON of a domain API document; datetimes become ISO 8601 instants in UTC."""
+    return orjson.dumps(doc, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_instant(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(type(value).__name__)

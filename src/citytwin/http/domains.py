@@ -1,0 +1,59 @@
+"""HTTP routes of the domain API under /api/v1 (see docs/domains.md); they translate
+requests for :class:`citytwin.domains.service.DomainService` and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from citytwin.domains.service import DomainService, dumps
+from citytwin.errors import CitytwinError
+
+PREFIX = "/api/v1"
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+
+
+def routes(service: DomainService) -> list[Route]:
+    async def domains(request: Request) -> Response:
+        return Response(dumps(service.describe()), media_type=JSON)
+
+    async def areas(request: Request) -> Response:
+        return Response(dumps(await service.areas()), media_type=JSON)
+
+    async def kpi(request: Request) -> Response:
+        doc = await service.kpi(
+            request.path_params["domain"],
+            request.path_params["kpi"],
+            list(request.query_params.multi_items()),
+        )
+        return Response(dumps(doc), media_type=JSON)
+
+    async def layers(request: Request) -> Response:
+        return Response(dumps(service.layers()), media_type=JSON)
+
+    async def layer(request: Request) -> Response:
+        return Response(service.layer(request.path_params["name"]), media_type=GEOJSON)
+
+    return [
+        Route(f"{PREFIX}/domains", _errors(domains), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/areas", _errors(areas), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/kpis/{{domain}}/{{kpi}}", _errors(kpi), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/layers", _errors(layers), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/layers/{{name}}", _errors(layer), methods=["GET", "HEAD"]),
+    ]
+
+
+def _errors(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except CitytwinError as exc:
+            return Response(dumps(exc.to_json()), status_code=exc.status, media_type=JSON)
+
+    return wrapped
