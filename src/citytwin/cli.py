@@ -6,13 +6,18 @@ import asyncio
 import logging
 import os
 import sys
+from datetime import timedelta
 from typing import Any
 
 import click
+import httpx
 
 from citytwin import __version__
 from citytwin.errors import ConfigurationError
+from citytwin.model.values import parse_duration
 from citytwin.settings import SETTINGS, Settings, load_settings
+from citytwin.simulate.runner import SimulationError
+from citytwin.simulate.session import SIMULATORS, Options, Session
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -116,9 +121,99 @@ def serve(
     _run_server(settings)
 
 
+def _simulation_options(fn: Any) -> Any:
+    options = [
+        click.option("--seed", type=int, default=1, show_default=True, help="Seed of the city."),
+        click.option(
+            "--history",
+            default="P1D",
+            show_default=True,
+            help="History to store before going live (ISO 8601 duration).",
+        ),
+        click.option(
+            "--speed",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Simulated seconds per second.",
+        ),
+        click.option(
+            "--domains",
+            default=",".join(SIMULATORS),
+            show_default=True,
+            help="Comma-separated domains to simulate.",
+        ),
+        click.option("--households", type=int, default=None, help="Households with smart meters."),
+        click.option(
+            "--vehicles", type=int, default=None, help="Vehicles of the ride-pooling fleet."
+        ),
+        click.option(
+            "--centre", default=None, help="Centre of the district as LON,LAT (default Arnsberg)."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _options(
+    seed: int,
+    history: str,
+    speed: float,
+    domains: str,
+    households: int | None,
+    vehicles: int | None,
+    centre: str | None,
+) -> Options:
+    try:
+        duration = parse_duration(history)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--history") from None
+    if duration.months:
+        raise click.BadParameter("use days, hours or minutes (e.g. P7D)", param_hint="--history")
+    if speed <= 0:
+        raise click.BadParameter("must be above 0", param_hint="--speed")
+    names = [d.strip() for d in domains.split(",") if d.strip()]
+    unknown = [d for d in names if d not in SIMULATORS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"choose from {', '.join(SIMULATORS)}, not {', '.join(unknown) or 'nothing'}",
+            param_hint="--domains",
+        )
+    sizes: dict[str, dict[str, int]] = {}
+    if households is not None:
+        sizes["energy"] = {"households": households}
+    if vehicles is not None:
+        sizes["mobility"] = {"vehicles": vehicles}
+    options = Options(
+        seed=seed,
+        history=timedelta(microseconds=duration.micros),
+        speed=speed,
+        domains=names,
+        sizes=sizes,
+    )
+    if centre:
+        try:
+            lon, lat = (float(v) for v in centre.split(","))
+        except ValueError:
+            raise click.BadParameter(
+                "expected LON,LAT, e.g. 8.064,51.403", param_hint="--centre"
+            ) from None
+        if not (-180 <= lon <= 180 and -85 <= lat <= 85):
+            raise click.BadParameter("longitude or latitude out of range", param_hint="--centre")
+        options.centre = (lon, lat)
+    return options
+
+
 @main.command()
 @server_options
-@click.option("--no-serve", is_flag=True, help="Only seed the example data, then exit.")
+@_simulation_options
+@click.option(
+    "--seconds",
+    type=float,
+    default=None,
+    help="Stop after this many seconds live (default: never).",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -128,10 +223,17 @@ def demo(
     data_dir: str | None,
     workers: int | None,
     mqtt: str | None,
-    no_serve: bool,
+    seconds: float | None,
+    seed: int,
+    history: str,
+    speed: float,
+    domains: str,
+    households: int | None,
+    vehicles: int | None,
+    centre: str | None,
 ) -> None:
-    """Seed a small example city (once) and serve it."""
-    from citytwin.demo import seed
+    """Serve citytwin with a simulated city feeding it live (data in ./citytwin-demo)."""
+    from citytwin import demo as live_demo
 
     settings = _settings(
         ctx,
@@ -142,12 +244,52 @@ def demo(
         workers=workers,
         mqtt=mqtt,
     )
-    created = asyncio.run(seed(settings))
-    click.echo(
-        f"example city: {created} Observations added" if created else "example city already seeded"
-    )
-    if not no_serve:
-        _run_server(settings)
+    options = _options(seed, history, speed, domains, households, vehicles, centre)
+    status = live_demo.run(settings, options, click.echo, seconds=seconds)
+    ctx.exit(status)
+
+
+@main.command()
+@_simulation_options
+@click.option(
+    "--url", default="http://127.0.0.1:8080", show_default=True, help="The platform to feed."
+)
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default=None,
+    help="Its MQTT broker, mqtt://host:port (default: live values go over HTTP).",
+)
+@click.option(
+    "--seconds",
+    type=float,
+    default=None,
+    help="Stop after this many seconds live (default: never).",
+)
+def simulate(url: str, mqtt_url: str | None, seconds: float | None, **simulation: Any) -> None:
+    """Feed a simulated city to a running platform over HTTP and MQTT."""
+    options = _options(**simulation)
+
+    async def go() -> None:
+        session = Session(url, options, mqtt_url=mqtt_url, say=click.echo)
+        try:
+            await session.prepare()
+            stop = asyncio.Event()
+            if seconds is not None:
+                asyncio.get_running_loop().call_later(seconds, stop.set)
+            click.echo("live; stop with Ctrl-C")
+            await session.run(stop)
+        finally:
+            await session.close()
+
+    try:
+        asyncio.run(go())
+    except SimulationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except httpx.ConnectError:
+        raise click.ClickException(f"cannot reach the platform at {url}") from None
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group()

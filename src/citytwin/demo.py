@@ -1,178 +1,176 @@
-"""A small example district, created through the service exactly as a client would.
+"""``citytwin demo``: a live simulated city on the embedded default.
 
-Air-quality stations, a PV system and a water tank in Arnsberg with the last 24 hours
-of hourly values; deterministic, so every demo looks the same.
+The server runs as its own process, exactly as ``citytwin serve``; the simulator is a
+client of it and feeds it over HTTP and MQTT like a city's sensors would. The history
+(a day by default) is stored first, then the city goes live until interrupted.
 """
 
 from __future__ import annotations
 
-import math
-import random
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-import orjson
+import httpx
 
-from citytwin.bus import Bus
-from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
-from citytwin.service import Request, Service
 from citytwin.settings import Settings
+from citytwin.simulate.session import Options, Session
 
-OM = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
-
-_SENSORS = {
-    "pm10": (
-        "PM10",
-        "ug/m3",
-        "microgram per cubic metre",
-        "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved/pm10",
-    ),
-    "pm25": (
-        "PM2.5",
-        "ug/m3",
-        "microgram per cubic metre",
-        "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved/pm25",
-    ),
-    "no2": (
-        "NO2",
-        "ug/m3",
-        "microgram per cubic metre",
-        "https://smartdatamodels.org/dataModel.Environment/AirQualityObserved/no2",
-    ),
-    "temp": (
-        "Air temperature",
-        "Cel",
-        "degree Celsius",
-        "https://smartdatamodels.org/dataModel.Weather/WeatherObserved/temperature",
-    ),
-    "pv": ("PV active power", "kW", "kilowatt", "https://w3id.org/obis#1-0:2.7.0"),
-    "level": (
-        "Tank level",
-        "m",
-        "metre",
-        "https://smartdatamodels.org/dataModel.Water/WaterObserved/height",
-    ),
-}
-
-_PLACES = [
-    (
-        "Air quality Neumarkt",
-        (8.0644, 51.4036),
-        ["pm10", "pm25", "no2", "temp"],
-        {"domain": "environment"},
-    ),
-    ("Air quality Bahnhof", (8.0581, 51.3961), ["pm10", "pm25", "no2"], {"domain": "environment"}),
-    ("Air quality Hüsten", (8.0247, 51.4219), ["pm10", "no2", "temp"], {"domain": "environment"}),
-    ("PV Stadtwerke depot", (8.0712, 51.4102), ["pv"], {"domain": "energy", "peak_kw": 120}),
-    ("Water tank Eichholz", (8.0490, 51.4150), ["level"], {"domain": "water", "height_m": 8}),
-]
+READY_TIMEOUT = 60.0
 
 
-def _value(kind: str, hour: int, rng: random.Random) -> float:
-    daylight = max(0.0, math.sin((hour - 6) / 12 * math.pi))
-    base = {
-        "pm10": 18 + 8 * math.sin(hour / 24 * 2 * math.pi) + rng.uniform(-3, 3),
-        "pm25": 9 + 4 * math.sin(hour / 24 * 2 * math.pi) + rng.uniform(-2, 2),
-        "no2": 22 + 14 * (1 if 7 <= hour <= 9 or 16 <= hour <= 18 else 0) + rng.uniform(-4, 4),
-        "temp": 6 + 5 * daylight + rng.uniform(-0.5, 0.5),
-        "pv": 120 * daylight * rng.uniform(0.6, 0.95),
-        "level": 5.5 - 1.2 * daylight + rng.uniform(-0.05, 0.05),
-    }[kind]
-    return round(max(base, 0.0), 2)
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
-async def _call(service: Service, method: str, path: str, body: Any = None) -> Any:
-    req = Request(
-        method,
-        "v1.1",
-        path,
-        body=orjson.dumps(body) if body is not None else b"",
-        content_type="application/json",
-    )
-    resp = await service.handle(req)
-    if resp.status >= 400:
-        raise RuntimeError(f"seeding failed: {method} {path}: {resp.body.decode()}")
-    return orjson.loads(resp.body) if resp.body else None
+def free_port(host: str, preferred: int) -> int:
+    """``preferred`` if nothing listens there, else a free port the system picks."""
+    if preferred and port_free(host, preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
-async def seed(settings: Settings, hours: int = 24) -> int:
-    """Create the example district unless the store already has Things; return #Observations."""
-    pm = plugin_manager()
-    registry = build_registry(pm)
-    storage = build_storage(pm, registry, settings)
-    await storage.migrate()
-    await storage.open()
+def demo_settings(settings: Settings) -> dict[str, str]:
+    """The server's environment: the settings given, with the embedded broker moved to
+    free ports when another broker (a system Mosquitto, say) holds the usual ones."""
+    env = settings.as_env()
+    if settings.mqtt == "embedded":
+        env["CITYTWIN_MQTT_PORT"] = str(free_port(settings.mqtt_host, settings.mqtt_port))
+        if settings.mqtt_ws_port:
+            env["CITYTWIN_MQTT_WS_PORT"] = str(free_port(settings.mqtt_host, settings.mqtt_ws_port))
+    return env
+
+
+def broker_url(settings: Settings, env: dict[str, str]) -> str | None:
+    if settings.mqtt == "off":
+        return None
+    if settings.mqtt == "embedded":
+        return f"mqtt://{settings.mqtt_host}:{env['CITYTWIN_MQTT_PORT']}"
+    return str(settings.mqtt)
+
+
+def run(
+    settings: Settings,
+    options: Options,
+    say: Callable[[str], None],
+    *,
+    seconds: float | None = None,
+) -> int:
+    """Serve the platform, set up the simulated city and run it live (for ``seconds``, or
+    until interrupted); return the process's exit status."""
+    data = Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **demo_settings(settings)}
+    base = f"http://{_client_host(settings.host)}:{settings.port}"
+    log_path = data / "server.log"
+    began = time.monotonic()
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "citytwin", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        service = Service(registry, storage, Bus())
-        existing = await _call(service, "GET", "Things", None)
-        if existing["value"]:
-            return 0
-        rng = random.Random(2024)
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        created = 0
-        for name, (lon, lat), kinds, props in _PLACES:
-            datastreams = []
-            for kind in kinds:
-                label, symbol, unit, definition = _SENSORS[kind]
-                datastreams.append(
-                    {
-                        "name": f"{label} {name}",
-                        "description": f"{label} measured at {name}",
-                        "observationType": OM,
-                        "unitOfMeasurement": {
-                            "name": unit,
-                            "symbol": symbol,
-                            "definition": f"http://unitsofmeasure.org/ucum#{symbol}",
-                        },
-                        "Sensor": {
-                            "name": f"{label} sensor",
-                            "description": f"{label} sensor",
-                            "encodingType": "text/html",
-                            "metadata": "https://citytwin.example/sensors",
-                        },
-                        "ObservedProperty": {
-                            "name": label,
-                            "definition": definition,
-                            "description": label,
-                        },
-                        "properties": {"kind": kind},
-                    }
-                )
-            thing = await _call(
-                service,
-                "POST",
-                "Things",
-                {
-                    "name": name,
-                    "description": f"{name}, Arnsberg",
-                    "properties": props,
-                    "Locations": [
-                        {
-                            "name": name,
-                            "description": f"{name}, Arnsberg",
-                            "encodingType": "application/geo+json",
-                            "location": {"type": "Point", "coordinates": [lon, lat]},
-                        }
-                    ],
-                    "Datastreams": datastreams,
-                },
-            )
-            ds = await _call(service, "GET", f"Things({thing['@iot.id']})/Datastreams", None)
-            for stream in ds["value"]:
-                kind = stream["properties"]["kind"]
-                for h in range(hours, 0, -1):
-                    t = now - timedelta(hours=h)
-                    await _call(
-                        service,
-                        "POST",
-                        f"Datastreams({stream['@iot.id']})/Observations",
-                        {
-                            "phenomenonTime": t.isoformat().replace("+00:00", "Z"),
-                            "resultTime": t.isoformat().replace("+00:00", "Z"),
-                            "result": _value(kind, t.hour, rng),
-                        },
-                    )
-                    created += 1
-        return created
+        if not _wait_ready(base, server):
+            say(f"the server did not start; see {log_path}:")
+            say(_tail(log_path))
+            return 1
+        say(f"citytwin is serving {settings.database_url} at {base}")
+        mqtt_url = broker_url(settings, env)
+        return asyncio.run(_simulate(base, mqtt_url, options, env, say, began, seconds))
+    except KeyboardInterrupt:
+        return 0
     finally:
-        await storage.close()
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def _simulate(
+    base: str,
+    mqtt_url: str | None,
+    options: Options,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    began: float,
+    seconds: float | None,
+) -> int:
+    session = Session(base, options, mqtt_url=mqtt_url, say=say)
+    try:
+        await session.prepare()
+        say(f"live after {time.monotonic() - began:.0f} s")
+        say(tour(base, mqtt_url, env))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        if seconds is not None:
+            loop.call_later(seconds, stop.set)
+        await session.run(stop)
+        return 0
+    finally:
+        await session.close()
+
+
+def tour(base: str, mqtt_url: str | None, env: dict[str, str]) -> str:
+    lines = [
+        "",
+        "Open the city:",
+        f"  {base}/                      the digital twin (map, dashboards)",
+        f"  {base}/v1.1                  the SensorThings API",
+        f"  {base}/api/v1/domains        domains and their KPIs",
+        "",
+        "Try:",
+        f"  curl '{base}/api/v1/kpis/energy/balance?area=district:Altstadt'",
+        f"  curl '{base}/api/v1/kpis/environment/air_quality'",
+        f"  curl '{base}/api/v1/kpis/water/night_flow'",
+        f"  curl '{base}/v1.1/Things?$filter=properties/kind eq %27vehicle%27&$expand=Locations'",
+    ]
+    if mqtt_url:
+        port = mqtt_url.rsplit(":", 1)[-1]
+        lines += [
+            f"  mosquitto_sub -p {port} -t 'v1.1/Observations' -v    (every new Observation)",
+        ]
+    lines += ["", "Stop with Ctrl-C."]
+    return "\n".join(lines)
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -14,7 +14,7 @@ import orjson
 
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
-from citytwin.errors import BadRequest, NotFound
+from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import format_instant, parse_duration, parse_interval
 from citytwin.storage.base import Storage
@@ -24,6 +24,7 @@ DEFAULT_PERIOD = timedelta(hours=24)
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKETS = 20_000
 _LAYER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+MAX_LAYER_BYTES = 50_000_000
 
 
 class DomainService:
@@ -77,6 +78,25 @@ class DomainService:
             if path.stem == name:
                 return path.read_bytes()
         raise NotFound(f"no layer named {name!r}; see /api/v1/layers")
+
+    def put_layer(self, name: str, body: bytes) -> bool:
+        """Store (or replace) layer ``name``; True if it is new."""
+        if self.layers_dir is None:
+            raise NotFound("this platform keeps no layers (no layers_dir)")
+        if not name or not set(name) <= _LAYER_NAME or len(name) > 64:
+            raise BadRequest(
+                f"a layer name is 1 to 64 of lower-case letters, digits, '-' and '_', not {name!r}"
+            )
+        if len(body) > MAX_LAYER_BYTES:
+            raise TooLarge(f"a layer may hold at most {MAX_LAYER_BYTES // 1_000_000} MB")
+        check_feature_collection(body)
+        self.layers_dir.mkdir(parents=True, exist_ok=True)
+        path = self.layers_dir / f"{name}.geojson"
+        new = not path.exists()
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(body)
+        partial.replace(path)  # readers see the old layer or the new one, never half
+        return new
 
     def _layer_files(self) -> list[Path]:
         if self.layers_dir is None or not self.layers_dir.is_dir():
@@ -177,3 +197,24 @@ def _default(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     raise TypeError(type(value).__name__)
+
+
+def check_feature_collection(body: bytes) -> None:
+    """A layer is a GeoJSON FeatureCollection whose features have geometries (RFC 7946)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"a layer must be JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise BadRequest('a layer must be a GeoJSON object with "type": "FeatureCollection"')
+    features = doc.get("features")
+    if not isinstance(features, list):
+        raise BadRequest('a layer\'s "features" must be an array')
+    for i, feature in enumerate(features):
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            raise BadRequest(f'features[{i}] must be an object with "type": "Feature"')
+        geometry = feature.get("geometry")
+        if geometry is not None and not (
+            isinstance(geometry, dict) and isinstance(geometry.get("type"), str)
+        ):
+            raise BadRequest(f"features[{i}].geometry must be a GeoJSON geometry or null")

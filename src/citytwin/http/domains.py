@@ -38,12 +38,17 @@ def routes(service: DomainService) -> list[Route]:
     async def layer(request: Request) -> Response:
         return Response(service.layer(request.path_params["name"]), media_type=GEOJSON)
 
+    async def put_layer(request: Request) -> Response:
+        new = service.put_layer(request.path_params["name"], await request.body())
+        return Response(status_code=201 if new else 204)
+
     return [
         Route(f"{PREFIX}/domains", _errors(domains), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/areas", _errors(areas), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/kpis/{{domain}}/{{kpi}}", _errors(kpi), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers", _errors(layers), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers/{{name}}", _errors(layer), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/layers/{{name}}", _errors(put_layer), methods=["PUT"]),
     ]
 
 

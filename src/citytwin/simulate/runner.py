@@ -278,9 +278,9 @@ async def move(client: Client, platform: Platform, event: Move) -> None:
         "encodingType": "application/geo+json",
         "location": point(event.position),
     }
-    await client.call(
-        "PATCH", f"{API}/Things({platform.things[event.thing]})", {"Locations": [location]}
-    )
+    # a new Location of the Thing: the platform makes it the current one and keeps the
+    # way there as HistoricalLocations
+    await client.call("POST", f"{API}/Things({platform.things[event.thing]})/Locations", location)
 
 
 class Live:
