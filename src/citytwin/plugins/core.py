@@ -20,9 +20,10 @@ def citytwin_entity_types() -> Sequence[EntityType]:
 
 @hookimpl
 def citytwin_openapi_paths(registry: Registry) -> Mapping[str, Mapping[str, Any]]:
+    from citytwin.domains.openapi import domain_paths
     from citytwin.openapi.extensions import extension_paths
 
-    return extension_paths()
+    return {**extension_paths(), **domain_paths()}
 
 
 @hookimpl
