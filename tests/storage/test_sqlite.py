@@ -48,9 +48,10 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
         "0002_datastream_summary.sql",
         "0003_multidatastreams.sql",
         "0004_tasking.sql",
+        "0005_domain_packages.sql",
     ]
     assert run(s.migrate()) == []
-    assert run(s.schema_version()) == 4
+    assert run(s.schema_version()) == 5
     conn = sqlite3.connect(s.path)
     for name, table in s.tables.metadata.tables.items():
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
