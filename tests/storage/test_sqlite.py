@@ -13,6 +13,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
+from citytwin.domains.packages import packages_table
 from citytwin.model.values import to_micros
 from citytwin.planner.tables import EXTRA_COLUMNS
 from citytwin.plugins.manager import build_registry, plugin_manager
@@ -57,6 +58,9 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
         assert stored == {c.name for c in table.columns}, name
     assert set(EXTRA_COLUMNS) <= set(s.tables.metadata.tables)
+    packages = packages_table(s.dialect.column_types)
+    stored = {row[1] for row in conn.execute("PRAGMA table_info(domain_packages)")}
+    assert stored == {c.name for c in packages.columns}
     conn.close()
 
 

@@ -30,7 +30,7 @@ from citytwin.planner.dialect import param
 from citytwin.planner.tables import ColumnTypes
 from citytwin.service.drafts import DraftParser, Mode
 from citytwin.service.unit import Unit
-from citytwin.storage.base import Reader, Storage
+from citytwin.storage.base import Reader, Storage, Writer
 
 if TYPE_CHECKING:
     from citytwin.service import Service
@@ -512,7 +512,7 @@ async def installed_settings(
     return None if row is None else row["settings"]
 
 
-# --- the table -----------------------------------------------------------------------------------
+# --- the table ------------------------------------------------------------------------
 @cache
 def packages_table(types: ColumnTypes) -> sa.Table:
     """``domain_packages`` in a backend's column types (its migrations create it)."""
@@ -535,7 +535,7 @@ async def _installed_row(r: Reader, storage: Storage, domain: str) -> dict[str, 
 
 
 async def _record(
-    w: Any,
+    w: Writer,
     storage: Storage,
     package: Package,
     kpis: list[dict[str, Any]],
