@@ -317,6 +317,107 @@ def migrate(ctx: click.Context, db_url: str | None) -> None:
 
 
 @main.group()
+def package() -> None:
+    """Solution packages: hand a domain's set-up to another city (docs/packages.md)."""
+
+
+async def _open_platform(settings: Settings) -> Any:
+    """The service of the platform at ``settings.database_url`` (migrated and opened) and
+    its domains by name; close the service's storage when done."""
+    from citytwin.bus import Bus
+    from citytwin.plugins.manager import (
+        build_registry,
+        build_storage,
+        domains,
+        plugin_manager,
+        write_rules,
+    )
+    from citytwin.service import Service
+
+    pm = plugin_manager()
+    registry = build_registry(pm)
+    storage = build_storage(pm, registry, settings)
+    if settings.auto_migrate:
+        await storage.migrate()
+    await storage.open()
+    service = Service(registry, storage, Bus(), write_rules=write_rules(pm))
+    return service, {d.name: d for d in domains(pm)}
+
+
+@package.command("export")
+@click.argument("domain")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The package file to write, e.g. energy.citytwin.json.",
+)
+@click.option("--db", "db_url", default=None, help="Database URL [setting: db].")
+@click.pass_context
+def package_export(ctx: click.Context, domain: str, output: str, db_url: str | None) -> None:
+    """Write the set-up of DOMAIN on this platform as a package file."""
+    import orjson
+
+    from citytwin.domains.packages import export_package
+
+    settings = _settings(ctx, db=db_url)
+
+    async def run() -> dict[str, Any]:
+        service, found = await _open_platform(settings)
+        try:
+            if domain not in found:
+                have = ", ".join(sorted(found)) or "none"
+                raise click.ClickException(
+                    f"this platform has no domain named {domain!r}; it has: {have}"
+                )
+            return await export_package(service.storage, found[domain])
+        finally:
+            await service.storage.close()
+
+    doc = _run_package_step(run())
+    with open(output, "wb") as out:
+        out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    click.echo(f"wrote the {domain} package, version {doc['version']}, to {output}")
+
+
+@package.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", "db_url", default=None, help="Database URL [setting: db].")
+@click.pass_context
+def package_import(ctx: click.Context, file: str, db_url: str | None) -> None:
+    """Install the package in FILE on this platform (again: nothing changes)."""
+    from citytwin.domains.packages import install, loads
+
+    settings = _settings(ctx, db=db_url)
+    with open(file, "rb") as f:
+        data = f.read()
+
+    async def run() -> str:
+        package = loads(data)
+        service, found = await _open_platform(settings)
+        try:
+            report = await install(service, package, found)
+        finally:
+            await service.storage.close()
+        return report.summary()
+
+    click.echo(_run_package_step(run(), f"{file}: "))
+
+
+def _run_package_step(step: Any, prefix: str = "") -> Any:
+    """Run a package command's work; refusals become messages, not tracebacks."""
+    from citytwin.errors import CitytwinError
+
+    try:
+        return asyncio.run(step)
+    except CitytwinError as exc:
+        raise click.ClickException(prefix + exc.message) from None
+    except RuntimeError as exc:  # the database's schema is newer than this citytwin
+        raise click.ClickException(prefix + str(exc)) from None
+
+
+@main.group()
 def config() -> None:
     """Settings."""
 

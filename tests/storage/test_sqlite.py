@@ -13,6 +13,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
+from citytwin.domains.packages import packages_table
 from citytwin.model.values import to_micros
 from citytwin.planner.tables import EXTRA_COLUMNS
 from citytwin.plugins.manager import build_registry, plugin_manager
@@ -48,14 +49,18 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
         "0002_datastream_summary.sql",
         "0003_multidatastreams.sql",
         "0004_tasking.sql",
+        "0005_domain_packages.sql",
     ]
     assert run(s.migrate()) == []
-    assert run(s.schema_version()) == 4
+    assert run(s.schema_version()) == 5
     conn = sqlite3.connect(s.path)
     for name, table in s.tables.metadata.tables.items():
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
         assert stored == {c.name for c in table.columns}, name
     assert set(EXTRA_COLUMNS) <= set(s.tables.metadata.tables)
+    packages = packages_table(s.dialect.column_types)
+    stored = {row[1] for row in conn.execute("PRAGMA table_info(domain_packages)")}
+    assert stored == {c.name for c in packages.columns}
     conn.close()
 
 

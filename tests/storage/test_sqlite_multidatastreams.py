@@ -46,7 +46,11 @@ def test_observations_survive_the_rebuild_and_ids_are_not_reused(tmp_path: Path)
     conn.commit()
     conn.close()
 
-    assert asyncio.run(store.migrate()) == ["0003_multidatastreams.sql", "0004_tasking.sql"]
+    assert asyncio.run(store.migrate()) == [
+        "0003_multidatastreams.sql",
+        "0004_tasking.sql",
+        "0005_domain_packages.sql",
+    ]
     conn = sqlite3.connect(store.path)
     rows = conn.execute(
         "SELECT id, phenomenon_time_start, result_number, datastream_id, multi_datastream_id "

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from citytwin.domains.base import Domain
+from citytwin.domains.packages import installed_settings
 from citytwin.errors import BadRequest
 from citytwin.model import Registry
 from citytwin.model.values import RESULT_FLOAT, RESULT_INT, decode_result
@@ -67,10 +69,22 @@ def check_area(area: str) -> str:
 class DomainData:
     """Read access for KPI functions; one instance serves one KPI request."""
 
-    def __init__(self, storage: Storage, registry: Registry) -> None:
+    def __init__(
+        self, storage: Storage, registry: Registry, domains: Sequence[Domain] = ()
+    ) -> None:
         self.storage = storage
         self.registry = registry
+        self.domains = {d.name: d for d in domains}
         self._streams: list[Stream] | None = None
+
+    async def settings(self, domain: str) -> dict[str, Any]:
+        """The KPI settings of ``domain``: its defaults (:attr:`Domain.settings`) overlaid
+        with those of the solution package installed here (docs/packages.md)."""
+        found = self.domains.get(domain)
+        out = dict(found.settings) if found is not None else {}
+        async with self.storage.reader() as r:
+            out.update(await installed_settings(r, self.storage, domain) or {})
+        return out
 
     async def all_streams(self) -> list[Stream]:
         """Every Datastream with its Thing (read once per instance)."""

@@ -14,6 +14,7 @@ import orjson
 
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
+from citytwin.domains.packages import installed
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import format_instant, parse_duration, parse_interval
@@ -40,11 +41,14 @@ class DomainService:
         self.domains = {d.name: d for d in domains}
         self.layers_dir = layers_dir
 
+    def data(self) -> DomainData:
+        return DomainData(self.storage, self.registry, tuple(self.domains.values()))
+
     def describe(self) -> dict[str, Any]:
         return {"value": [describe(d) for d in self.domains.values()]}
 
     async def areas(self) -> dict[str, Any]:
-        return {"value": await DomainData(self.storage, self.registry).areas()}
+        return {"value": await self.data().areas()}
 
     async def kpi(
         self, domain: str, key: str, params: Sequence[tuple[str, str]], now: datetime | None = None
@@ -59,8 +63,18 @@ class DomainService:
             known = ", ".join(k.key for k in found.kpis)
             raise NotFound(f"domain {domain} has no KPI {key!r}; it has {known}") from None
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
-        result = await kpi.compute(DomainData(self.storage, self.registry), query)
+        result = await kpi.compute(self.data(), query)
         return render(found, kpi.key, query, result)
+
+    async def packages(self) -> dict[str, Any]:
+        """The solution packages installed here (docs/packages.md), without their
+        documents."""
+        return {
+            "value": [
+                {k: v for k, v in p.items() if k != "document"}
+                for p in await installed(self.storage)
+            ]
+        }
 
     def layers(self) -> dict[str, Any]:
         names = sorted(p.stem for p in self._layer_files())

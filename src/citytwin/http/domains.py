@@ -32,6 +32,9 @@ def routes(service: DomainService) -> list[Route]:
         )
         return Response(dumps(doc), media_type=JSON)
 
+    async def packages(request: Request) -> Response:
+        return Response(dumps(await service.packages()), media_type=JSON)
+
     async def layers(request: Request) -> Response:
         return Response(dumps(service.layers()), media_type=JSON)
 
@@ -46,6 +49,7 @@ def routes(service: DomainService) -> list[Route]:
         Route(f"{PREFIX}/domains", _errors(domains), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/areas", _errors(areas), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/kpis/{{domain}}/{{kpi}}", _errors(kpi), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/packages", _errors(packages), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers", _errors(layers), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers/{{name}}", _errors(layer), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers/{{name}}", _errors(put_layer), methods=["PUT"]),
