@@ -48,6 +48,7 @@ class Point:
     time: datetime  # phenomenonTime, or its start for an interval
     end: datetime
     result: Any
+    parameters: Mapping[str, Any] | None = None  # e.g. the meter serial of a reading
 
 
 def in_area(thing_properties: Mapping[str, Any], area: str) -> bool:
@@ -178,6 +179,7 @@ class DomainData:
                     obs.c.result_number,
                     obs.c.result_string,
                     obs.c.result_json,
+                    obs.c.parameters,
                 )
                 .where(
                     obs.c.datastream_id.in_([param(s) for s in chunk]),
@@ -198,7 +200,8 @@ class DomainData:
                     row["result_string"],
                     _text(row["result_json"]),
                 )
-                out[row["datastream_id"]].append(Point(t, e or t, result))
+                params = _json(row["parameters"]) or None
+                out[row["datastream_id"]].append(Point(t, e or t, result, params))
         return out
 
     async def buckets(

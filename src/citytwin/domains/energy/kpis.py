@@ -293,8 +293,7 @@ async def consumption(data: DomainData, query: KpiQuery) -> KpiResult:
                 "swaps": 0,
             },
         )
-        # parameters are not read here, so a meter swap shows as a drop (a reset)
-        reg = register_increments((p.time, p.result, None) for p in points[s.id])
+        reg = register_increments((p.time, p.result, _serial(p.parameters)) for p in points[s.id])
         if reg.readings < 2:
             continue
         kwh = round(energy_between(reg.increments, query.start, query.end), 4)
@@ -434,3 +433,9 @@ def _rated_kva(properties: Mapping[str, Any]) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     return None
+
+
+def _serial(parameters: Mapping[str, Any] | None) -> str | None:
+    """The meter serial a reading names in its parameters, if any."""
+    serial = (parameters or {}).get("meter")
+    return serial if isinstance(serial, str) and serial else None
