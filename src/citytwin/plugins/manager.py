@@ -5,6 +5,7 @@ from __future__ import annotations
 import pluggy
 
 from citytwin.domains.base import Domain
+from citytwin.domains.mobility import plugin as mobility
 from citytwin.errors import ConfigurationError
 from citytwin.model import Navigation, Registry
 from citytwin.plugins import core, hookspecs, tasking
@@ -13,7 +14,7 @@ from citytwin.settings import Settings
 from citytwin.storage.base import Storage
 from citytwin.tasking.drivers import TaskDriver
 
-DEFAULT_PLUGINS = (core, tasking)
+DEFAULT_PLUGINS = (core, tasking, mobility)
 
 
 def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
