@@ -6,6 +6,7 @@ import pluggy
 
 from citytwin.domains.base import Domain
 from citytwin.domains.energy import plugin as energy
+from citytwin.domains.mobility import plugin as mobility
 from citytwin.errors import ConfigurationError
 from citytwin.model import Navigation, Registry
 from citytwin.plugins import core, hookspecs, tasking
@@ -14,7 +15,7 @@ from citytwin.settings import Settings
 from citytwin.storage.base import Storage
 from citytwin.tasking.drivers import TaskDriver
 
-DEFAULT_PLUGINS = (core, tasking, energy)
+DEFAULT_PLUGINS = (core, tasking, energy, mobility)
 
 
 def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
