@@ -5,6 +5,7 @@ only translates; see docs/domains.md for the JSON documents.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from citytwin.storage.base import Storage
 
 KPI_PARAMETERS = ("area", "interval", "bucket")
 DEFAULT_PERIOD = timedelta(hours=24)
+QUARTER = timedelta(minutes=15)
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKETS = 20_000
 _LAYER_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -164,8 +166,8 @@ def parse_query(
         start, end = interval.start, interval.end
         if end <= start:
             raise BadRequest("KPI interval: it must end after it starts")
-    else:
-        end = now
+    else:  # the last 24 hours, in whole quarter hours so that buckets fall on the clock
+        end = floor_time(now, QUARTER) + QUARTER
         start = end - DEFAULT_PERIOD
     bucket = default_bucket
     if "bucket" in given:
@@ -192,12 +194,24 @@ def render(domain: Domain, key: str, query: KpiQuery, result: KpiResult) -> dict
         "unit": kpi.unit,
         "area": query.area,
         "interval": f"{format_instant(query.start)}/{format_instant(query.end)}",
-        "value": result.value,
-        "values": result.values,
+        "value": _tidy(result.value),
+        "values": _tidy(result.values),
         "units": result.units,
-        "series": result.series,
-        "items": result.items,
+        "series": _tidy(result.series),
+        "items": _tidy(result.items),
     }
+
+
+def _tidy(value: Any) -> Any:
+    """Floats without the noise of binary arithmetic (0.1 + 0.2 is shown as 0.3): ten
+    significant digits, more than any sensor measures."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    return value
 
 
 def dumps(doc: Mapping[str, Any]) -> bytes:
