@@ -5,6 +5,8 @@ from __future__ import annotations
 import pluggy
 
 from citytwin.domains.base import Domain
+from citytwin.domains.environment import plugin as environment_domain
+from citytwin.domains.water import plugin as water_domain
 from citytwin.errors import ConfigurationError
 from citytwin.model import Navigation, Registry
 from citytwin.plugins import core, hookspecs, tasking
@@ -13,7 +15,7 @@ from citytwin.settings import Settings
 from citytwin.storage.base import Storage
 from citytwin.tasking.drivers import TaskDriver
 
-DEFAULT_PLUGINS = (core, tasking)
+DEFAULT_PLUGINS = (core, tasking, water_domain, environment_domain)
 
 
 def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
