@@ -62,7 +62,8 @@ def test_minimum_night_flow_without_a_leak() -> None:
     assert [n.night for n in nights] == [date(2026, 1, 5) + timedelta(days=d) for d in range(8)]
     assert all(n.mnf == 4.0 for n in nights)
     # the first night has only 4 h of data before 04:00 (less than 18 of 24 h): no ratio
-    assert nights[0].mean_flow is None and nights[0].ratio is None
+    assert nights[0].mean_flow is None
+    assert nights[0].ratio is None
     # later nights: the 24 h before 04:00 hold 6 h at 4 and 18 h at 12 -> mean 10 m3/h
     assert nights[1].mean_flow == pytest.approx(10.0)
     assert nights[1].ratio == pytest.approx(0.4)  # 4 / 10, not above 0.45
@@ -78,18 +79,23 @@ def test_minimum_night_flow_with_a_leak() -> None:
     nights = assess_nights(_profile(8, leak_from, 3.0), BERLIN, leak_factor=1.5, leak_ratio=0.45)
     by_day = {n.night: n for n in nights}
     before = by_day[date(2026, 1, 10)]
-    assert before.mnf == 4.0 and not before.leak_suspected
+    assert before.mnf == 4.0
+    assert not before.leak_suspected
     first = by_day[date(2026, 1, 11)]
     assert first.mnf == 7.0  # 4 + 3
     # previous nights 01-05 .. 01-10 (six, all 4.0): median 4; 7 > 1.5 * 4 = 6
-    assert first.baseline == 4.0 and first.rise
+    assert first.baseline == 4.0
+    assert first.rise
     # 24 h before 04:00 on 01-11 are all leaking: mean 10 + 3 = 13; 7 / 13 = 0.538 > 0.45
     assert first.mean_flow == pytest.approx(13.0)
     assert first.ratio == pytest.approx(7 / 13)
-    assert first.high_ratio and first.leak_suspected
+    assert first.high_ratio
+    assert first.leak_suspected
     last = by_day[date(2026, 1, 12)]
     # baseline of the last night: previous seven nights 01-05..01-11 = 4,4,4,4,4,4,7 -> 4
-    assert last.baseline == 4.0 and last.rise and last.leak_suspected
+    assert last.baseline == 4.0
+    assert last.rise
+    assert last.leak_suspected
     # with a stricter rule neither test fires: 7 <= 2 * 4 and 0.538 <= 0.6
     strict = assess_nights(_profile(8, leak_from, 3.0), BERLIN, leak_factor=2.0, leak_ratio=0.6)
     assert not any(n.leak_suspected for n in strict)
@@ -119,7 +125,8 @@ def test_overflow_event_duration_and_volume_by_hand() -> None:
     # trapezoids of 900 s: (0.3169454 + 0.0956761) / 2 * 900 + (0.0956761 + 0) / 2 * 900
     #   = 185.67968 + 43.05425 = 228.73393 m3
     assert e.volume_m3 == pytest.approx(228.73393, rel=1e-6)
-    assert e.peak_level_m == 1.2 and not e.ongoing
+    assert e.peak_level_m == 1.2
+    assert not e.ongoing
 
 
 def test_overflow_at_the_end_of_the_data_and_across_a_gap() -> None:
