@@ -14,6 +14,8 @@ Q = C_d · 2/3 · sqrt(2 g) · b · h^1.5.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -119,14 +121,14 @@ def assess_nights(
     minimums = night_minimums(points, tz)
     reference = points if means is None else means
     times = [t for t, _ in reference]
-    values = [v for _, v in reference]
+    sums = list(itertools.accumulate((v for _, v in reference), initial=0.0))
     nights: list[Night] = []
     history: list[float] = []
     for day, mnf in minimums.items():
         start, end = _window(day, tz)
         recent = history[-baseline_nights:]
         baseline = statistics.median(recent) if len(recent) >= MIN_BASELINE_NIGHTS else None
-        mean_flow = _mean_between(times, values, end - REFERENCE, end, step)
+        mean_flow = _mean_between(times, sums, end - REFERENCE, end, step)
         ratio = mnf / mean_flow if mean_flow else None
         nights.append(
             Night(
@@ -146,15 +148,18 @@ def assess_nights(
 
 def _mean_between(
     times: Sequence[datetime],
-    values: Sequence[float],
+    sums: Sequence[float],
     start: datetime,
     end: datetime,
     step: timedelta,
 ) -> float | None:
-    chosen = [v for t, v in zip(times, values, strict=True) if start <= t < end]
-    if len(chosen) * step < REFERENCE_COVER * (end - start):
+    """Mean of the values with times in [start, end) (``sums`` are their prefix sums), if
+    they cover at least REFERENCE_COVER of that time."""
+    lo = bisect.bisect_left(times, start)
+    hi = bisect.bisect_left(times, end)
+    if hi == lo or (hi - lo) * step < REFERENCE_COVER * (end - start):
         return None
-    return sum(chosen) / len(chosen)
+    return (sums[hi] - sums[lo]) / (hi - lo)
 
 
 async def night_flow(data: DomainData, query: KpiQuery) -> KpiResult:
