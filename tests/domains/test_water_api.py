@@ -78,6 +78,24 @@ def test_night_flow(client: Client) -> None:
     assert doc["series"][-1] == {"time": "2026-01-09T01:00:00Z", "value": 11.0, "suspected": 1}
 
 
+def test_the_last_night_is_judged_against_the_nights_before_the_interval(
+    client: Client,
+) -> None:
+    # 8 Jan 13:00 to 9 Jan 12:00 CET holds one night window (9 Jan 02:00 = 01:00 UTC); its
+    # baseline is the median of the nights of 5 to 8 Jan (all 4) and its mean flow the 24 h
+    # before 04:00, both read from before the interval
+    doc = kpi(client, "water/night_flow", interval="2026-01-08T12:00:00Z/2026-01-09T11:00:00Z")
+    items = {i["name"]: i for i in doc["items"]}
+    assert [n["night"] for n in items["DMA B"]["nights"]] == ["2026-01-09"]
+    assert (items["DMA B"]["baseline"], items["DMA B"]["mean_flow"]) == (4.0, 13.0)
+    assert items["DMA B"]["reasons"] == ["rise", "ratio"]
+    assert (items["DMA A"]["ratio"], items["DMA A"]["leak_suspected"]) == (0.4, False)
+    assert doc["value"] == 1
+    # an interval that starts after 01:00 UTC on 9 Jan holds no night window
+    late = kpi(client, "water/night_flow", interval="2026-01-09T01:15:00Z/2026-01-09T11:00:00Z")
+    assert (late["value"], late["items"]) == (None, [])
+
+
 def test_night_flow_by_area_and_options(client: Client) -> None:
     altstadt = kpi(client, "water/night_flow", interval=NIGHTS, area="district:Altstadt")
     assert altstadt["value"] == 0

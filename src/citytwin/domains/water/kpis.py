@@ -168,9 +168,13 @@ async def night_flow(data: DomainData, query: KpiQuery) -> KpiResult:
     factor = float_option(query.options, SETTINGS, "leak_factor", minimum=1.0, positive=False)
     ratio = float_option(query.options, SETTINGS, "leak_ratio")
     streams = await data.streams("water", kind="dma", prop="flow", area=query.area)
-    # 15-minute buckets from a quarter hour at or after the start, so that no value from
-    # before the interval enters and local night hours (offsets are whole quarters) align
-    origin = ceil_time(query.start, FLOW_STEP)
+    # the nights judged are those whose window starts in the interval; their baseline
+    # and mean flow may reach back before it, so that the last 24 hours alone show a leak
+    baseline_nights = int(SETTINGS["baseline_nights"])
+    history = timedelta(days=baseline_nights + 1)
+    # 15-minute buckets on whole quarter hours, which align with local night hours (zone
+    # offsets are whole quarter hours)
+    origin = ceil_time(query.start - history, FLOW_STEP)
     ids = [s.id for s in streams]
     minima = await data.buckets(ids, origin, query.end, FLOW_STEP, "min") if ids else {}
     means = await data.buckets(ids, origin, query.end, FLOW_STEP, "avg") if ids else {}
@@ -184,9 +188,10 @@ async def night_flow(data: DomainData, query: KpiQuery) -> KpiResult:
             tz,
             leak_factor=factor,
             leak_ratio=ratio,
-            baseline_nights=int(SETTINGS["baseline_nights"]),
+            baseline_nights=baseline_nights,
             means=sorted(means[s.id].items()),
         )
+        nights = [n for n in nights if query.start <= n.start < query.end]
         if not nights:
             continue
         for n in nights:
@@ -215,7 +220,7 @@ async def night_flow(data: DomainData, query: KpiQuery) -> KpiResult:
     return KpiResult(
         value=suspected if items else None,
         values={"dmas": len(items), "suspected": suspected, "tz": tz.key},
-        units={"value": "m3/h", "mnf": "m3/h", "baseline": "m3/h", "mean_flow": "m3/h"},
+        units={"mnf": "m3/h", "baseline": "m3/h", "mean_flow": "m3/h", "series": "m3/h"},
         series=series,
         items=items,
     )
