@@ -164,7 +164,7 @@ class WaterSim:
         self._csos = self._make_csos(csos)
         self._gauge = SimThing(
             key="water/rain_gauge/1",
-            name="Rain gauge Kläranlage",
+            name="Regenschreiber Zentrum",
             description="Rain gauge of the sewer catchment",
             domain="water",
             kind="rain_gauge",

@@ -266,7 +266,7 @@ async def heat_days(data: DomainData, query: KpiQuery) -> KpiResult:
     return KpiResult(
         value=counts["hot_days"] if found else None,
         values={
-            **({k: v for k, v in counts.items()} if found else dict.fromkeys(counts)),
+            **(counts if found else dict.fromkeys(counts)),
             "days": len(ordered),
             "tz": tz.key,
         },
