@@ -167,7 +167,8 @@ def parse_query(
         if end <= start:
             raise BadRequest("KPI interval: it must end after it starts")
     else:  # the last 24 hours, in whole quarter hours so that buckets fall on the clock
-        end = floor_time(now, QUARTER) + QUARTER
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        end = epoch + ((now - epoch) // QUARTER + 1) * QUARTER
         start = end - DEFAULT_PERIOD
     bucket = default_bucket
     if "bucket" in given:

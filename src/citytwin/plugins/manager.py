@@ -6,7 +6,9 @@ import pluggy
 
 from citytwin.domains.base import Domain
 from citytwin.domains.energy import plugin as energy
+from citytwin.domains.environment import plugin as environment
 from citytwin.domains.mobility import plugin as mobility
+from citytwin.domains.water import plugin as water
 from citytwin.errors import ConfigurationError
 from citytwin.model import Navigation, Registry
 from citytwin.plugins import core, hookspecs, tasking
@@ -15,7 +17,7 @@ from citytwin.settings import Settings
 from citytwin.storage.base import Storage
 from citytwin.tasking.drivers import TaskDriver
 
-DEFAULT_PLUGINS = (core, tasking, energy, mobility)
+DEFAULT_PLUGINS = (core, tasking, energy, mobility, water, environment)
 
 
 def plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:

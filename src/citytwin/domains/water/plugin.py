@@ -1,0 +1,14 @@
+"""Registers the water domain as a built-in plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from citytwin.domains.base import Domain
+from citytwin.domains.water import DOMAIN
+from citytwin.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def citytwin_domains() -> Sequence[Domain]:
+    return (DOMAIN,)
