@@ -89,9 +89,7 @@ def _observations(demo: Demo) -> int:
 
 
 def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
-    with running_demo(
-        tmp_path, "--history", "PT12H", "--speed", "60", "--households", "60"
-    ) as demo:
+    with running_demo(tmp_path, "--history", "P1D", "--speed", "60", "--households", "60") as demo:
         output = demo.log.read_text()
         assert f"{demo.base}/v1.1" in output  # the tour names the URLs to open
         assert "curl" in output
