@@ -38,7 +38,7 @@ from citytwin.domains.packages import (
 )
 from citytwin.plugins import manager
 from citytwin.plugins.hookspecs import hookimpl
-from tests.support import Client, Databases
+from tests.support import Client, Databases, make_client
 
 # --- a small domain of its own, registered as a plugin for these tests --------------------
 MOISTURE = "https://example.org/def/soil-moisture"
@@ -528,3 +528,39 @@ def test_cli_export_import_and_import_again(two_databases: tuple[str, str], tmp_
     assert unknown.exit_code == 1
     assert "no domain named 'tides'; it has: " in unknown.output
     assert "parks" in unknown.output.split("it has: ")[1]
+
+
+@pytest.mark.parametrize("domain", ["energy", "mobility", "water", "environment"])
+def test_each_built_in_domain_travels_to_a_fresh_platform(
+    domain: str, two_databases: tuple[str, str], tmp_path: Path
+) -> None:
+    from citytwin.plugins.manager import domains as installed_domains
+    from citytwin.plugins.manager import plugin_manager
+
+    (template,) = [d for d in installed_domains(plugin_manager()) if d.name == domain]
+    a, b = two_databases
+    runner = CliRunner()
+    env = {"CITYTWIN_DATA_DIR": str(tmp_path)}
+    out = tmp_path / f"{domain}.citytwin.json"
+    exported = runner.invoke(
+        main, ["package", "export", domain, "-o", str(out), "--db", a], env=env
+    )
+    assert exported.exit_code == 0, exported.output
+    installed = runner.invoke(main, ["package", "import", str(out), "--db", b], env=env)
+    assert installed.exit_code == 0, installed.output
+    client = make_client(tmp_path / "b", db=b)
+    try:
+        stored = client.get("ObservedProperties?$select=definition&$top=1000").json()["value"]
+        assert sorted(op["definition"] for op in stored) == sorted(
+            {p.definition for p in template.properties}
+        )
+        sensors = client.get("Sensors?$select=properties&$top=1000").json()["value"]
+        assert sorted(s["properties"]["template"] for s in sensors) == sorted(
+            f"{domain}/{s.key}" for s in template.sensors
+        )
+        (package,) = [
+            p for p in client.get("/api/v1/packages").json()["value"] if p["domain"] == domain
+        ]
+        assert package["version"] == template.version
+    finally:
+        client.close()
