@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citytwin import __version__
 from citytwin.bus import Bus
+from citytwin.http import web
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.openapi import OPENAPI_PATH, ApiDescription
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
 
     async def root(request: HttpRequest) -> Response:
+        if web.wants_html(request):
+            return web.index_page()
         base = _base_url(settings, request.scope, request.headers.get("host"))
         return RedirectResponse(url=f"{base}/v1.1", status_code=307)
 
@@ -190,6 +193,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
+            *web.web_routes(settings, mqtt),
         ],
         lifespan=lifespan,
     )
@@ -209,7 +213,8 @@ class CitytwinApp(Starlette):
         self.sta = sta
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OWN_PAGES:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in OWN_PAGES and not path.startswith(web.PREFIXES):
             scope["app"] = self
             await self.sta(scope, receive, send)
             return
