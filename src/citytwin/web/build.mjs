@@ -1,0 +1,30 @@
+// Builds the UI into dist/, which citytwin serves at /ui (see citytwin/http/web.py).
+import { build } from "esbuild";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "dist");
+const require = createRequire(import.meta.url);
+
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+await build({
+  entryPoints: [join(here, "src", "main.js")],
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["es2022"],
+  minify: true,
+  sourcemap: true,
+  outfile: join(out, "app.js"),
+  legalComments: "linked",
+  logLevel: "warning",
+});
+// MapLibre loads its worker as a separate module next to the page's script
+const maplibre = dirname(require.resolve("maplibre-gl/package.json"));
+copyFileSync(join(maplibre, "dist", "maplibre-gl-worker.mjs"), join(out, "maplibre-gl-worker.mjs"));
+copyFileSync(join(here, "src", "index.html"), join(out, "index.html"));
+writeFileSync(join(out, "BUILT"), new Date().toISOString() + "\n");
