@@ -74,9 +74,16 @@ export class Live {
     };
   }
 
+  // The broker's acknowledgements are counted, so that a page (and its tests) can tell
+  // when every live topic is in place: <body data-live="subscribed">.
   #subscribe(topics) {
     for (let i = 0; i < topics.length; i += CHUNK) {
-      this.client.subscribe(topics.slice(i, i + CHUNK), { qos: 0 });
+      this.pending = (this.pending ?? 0) + 1;
+      document.body.dataset.live = "subscribing";
+      this.client.subscribe(topics.slice(i, i + CHUNK), { qos: 0 }, () => {
+        this.pending -= 1;
+        if (!this.pending) document.body.dataset.live = "subscribed";
+      });
     }
   }
 }

@@ -65,7 +65,7 @@ async function start() {
   live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
   live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
   live.connect();
-  window.citytwin.live = live;
+  Object.assign(window.citytwin, { live, twin, map: cityMap.map });
 }
 
 start().catch((err) => {
