@@ -199,7 +199,8 @@ def test_the_entity_browser_navigates_and_shows_each_views_url(chromium: Any, ci
     page.wait_for_selector(".sta-url:has-text('/Observations')")
     page.wait_for_selector("table.entities tbody tr")
     url = page.locator(".sta-url").inner_text()
-    assert url.startswith(f"{root}/Datastreams(") and url.endswith(")/Observations")
+    assert url.startswith(f"{root}/Datastreams(")
+    assert url.endswith(")/Observations")
     page.get_by_role("button", name="Copy URL").click()
     assert page.evaluate("navigator.clipboard.readText()") == url
     page.evaluate("location.hash = '#entities/Observations?$top=10'")
