@@ -84,9 +84,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         str(base),
     )
 
+    ui = web.WebUi(settings, mqtt)
+
     async def root(request: HttpRequest) -> Response:
         if web.wants_html(request):
-            return web.index_page()
+            return ui.index(request)
         base = _base_url(settings, request.scope, request.headers.get("host"))
         return RedirectResponse(url=f"{base}/v1.1", status_code=307)
 
@@ -193,7 +195,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
-            *web.web_routes(settings, mqtt),
+            *ui.routes(),
         ],
         lifespan=lifespan,
     )

@@ -3,17 +3,19 @@
 The UI is a static bundle built from ``citytwin/web`` (``npm ci && npm run build``, run by
 ``make demo`` and ``make test``) into ``citytwin/web/dist``. Browsers asking for ``/``
 (``Accept: text/html``) get its page; every other client keeps the redirect to the API.
-The page learns where to find the API and the MQTT WebSocket from
+The page learns where to find the API and the MQTT WebSocket from its configuration,
+written into the page (so the map starts without a round trip) and also served at
 ``/api/v1/ui-config``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -25,7 +27,7 @@ UI_PREFIX = "/ui"
 CONFIG_PATH = "/api/v1/ui-config"
 # paths the application's own routes answer, besides its exact pages
 PREFIXES = (UI_PREFIX + "/", CONFIG_PATH)
-# the domain JSON API the UI uses where the server has it (see briefs: domains contract)
+# the domain packages' JSON API, which the UI uses where the server has it
 OPTIONAL_APIS = {"domains": "/api/v1/domains", "areas": "/api/v1/areas", "layers": "/api/v1/layers"}
 
 NOT_BUILT = (
@@ -41,13 +43,6 @@ class HasState(Protocol):
 def wants_html(request: Request) -> bool:
     """A browser navigating to the page, rather than an API client."""
     return "text/html" in request.headers.get("accept", "")
-
-
-def index_page() -> Response:
-    index = DIST / "index.html"
-    if not index.is_file():
-        return PlainTextResponse(NOT_BUILT, status_code=503)
-    return FileResponse(index, headers={"cache-control": "no-cache"})
 
 
 def mqtt_url(settings: Settings, mqtt: HasState, request: Request) -> str | None:
@@ -66,25 +61,45 @@ def served(request: Request, path: str) -> bool:
     return any(r.matches(scope)[0] is Match.FULL for r in request.app.routes)
 
 
-def web_routes(settings: Settings, mqtt: HasState) -> list[BaseRoute]:
-    """The UI's static files and its configuration endpoint."""
+class WebUi:
+    """The UI's page, static files and configuration for one application."""
 
-    async def ui_config(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "version": __version__,
-                "sta": "/v1.1",
-                "mqtt": {
-                    "url": mqtt_url(settings, mqtt, request),
-                    "expandTopics": bool(settings.mqtt_expand_topics),
-                },
-                "basemapStyle": settings.web_basemap_style,
-                "apis": {name: served(request, path) for name, path in OPTIONAL_APIS.items()},
+    def __init__(self, settings: Settings, mqtt: HasState) -> None:
+        self.settings = settings
+        self.mqtt = mqtt
+
+    def config(self, request: Request) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "sta": "/v1.1",
+            "mqtt": {
+                "url": mqtt_url(self.settings, self.mqtt, request),
+                "expandTopics": bool(self.settings.mqtt_expand_topics),
             },
-            headers={"cache-control": "no-cache"},
-        )
+            "basemapStyle": self.settings.web_basemap_style,
+            "apis": {name: served(request, path) for name, path in OPTIONAL_APIS.items()},
+        }
 
-    return [
-        Route(CONFIG_PATH, ui_config, methods=["GET", "HEAD"]),
-        Mount(UI_PREFIX, app=StaticFiles(directory=DIST, check_dir=False), name="ui"),
-    ]
+    def index(self, request: Request) -> Response:
+        """The page, with its configuration in it: the map starts without a round trip."""
+        try:
+            page = (DIST / "index.html").read_text()
+        except FileNotFoundError:
+            return PlainTextResponse(NOT_BUILT, status_code=503)
+        config = orjson.dumps(self.config(request)).decode().replace("<", "\\u003c")
+        page = page.replace(
+            "<!-- ui-config -->",
+            f'<script id="ui-config" type="application/json">{config}</script>',
+        )
+        return HTMLResponse(page, headers={"cache-control": "no-cache"})
+
+    def routes(self) -> list[BaseRoute]:
+        """The UI's static files and its configuration endpoint."""
+
+        async def ui_config(request: Request) -> Response:
+            return JSONResponse(self.config(request), headers={"cache-control": "no-cache"})
+
+        return [
+            Route(CONFIG_PATH, ui_config, methods=["GET", "HEAD"]),
+            Mount(UI_PREFIX, app=StaticFiles(directory=DIST, check_dir=False), name="ui"),
+        ]

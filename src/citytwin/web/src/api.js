@@ -7,8 +7,10 @@ export function optionalApi(name, url) {
   return config.apis?.[name] ? getJson(url).catch(() => null) : Promise.resolve(null);
 }
 
+// The configuration the server wrote into the page, else asked for.
 export async function loadConfig() {
-  const got = await getJson("/api/v1/ui-config");
+  const inline = document.getElementById("ui-config");
+  const got = inline ? JSON.parse(inline.textContent) : await getJson("/api/v1/ui-config");
   if (got) config = got;
   return config;
 }
