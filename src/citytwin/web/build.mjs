@@ -1,6 +1,6 @@
 // Builds the UI into dist/, which citytwin serves at /ui (see citytwin/http/web.py).
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,5 +26,11 @@ await build({
 // MapLibre loads its worker as a separate module next to the page's script
 const maplibre = dirname(require.resolve("maplibre-gl/package.json"));
 copyFileSync(join(maplibre, "dist", "maplibre-gl-worker.mjs"), join(out, "maplibre-gl-worker.mjs"));
-copyFileSync(join(here, "src", "index.html"), join(out, "index.html"));
+// the page preloads the Things query the script will make (see twin.js)
+const { SENSORS_QUERY } = await import("./src/queries.js");
+const page = readFileSync(join(here, "src", "index.html"), "utf8").replace(
+  "<!-- things preload -->",
+  `<link rel="preload" as="fetch" crossorigin="anonymous" data-things href="/v1.1/${encodeURI(SENSORS_QUERY)}">`,
+);
+writeFileSync(join(out, "index.html"), page);
 writeFileSync(join(out, "BUILT"), new Date().toISOString() + "\n");

@@ -22,9 +22,12 @@ function setStatus(state, text) {
 
 async function start() {
   document.getElementById("zone").textContent = `Times in ${zoneText()}`;
-  await loadConfig();
-  const live = new Live(config.mqtt?.url, setStatus);
+  // the Things are fetched while the configuration and the map load
   const twin = new Twin();
+  const loaded = twin.load().then(() => (timings.sensorsParsed = performance.now()));
+  await loadConfig();
+  timings.config = performance.now();
+  const live = new Live(config.mqtt?.url, setStatus);
   const detail = new Detail(document.getElementById("detail"), twin);
   const cityMap = new CityMap(document.getElementById("map"), twin, {
     onThing: (id) => detail.showThing(id),
@@ -50,11 +53,14 @@ async function start() {
   window.addEventListener("hashchange", route);
   route();
 
-  const loaded = twin.load();
   await cityMap.ready;
+  timings.mapReady = performance.now();
   await Promise.all([cityMap.showCityLayers(), loaded]);
   timings.sensorsLoaded = performance.now();
   cityMap.showThings();
+  timings.sourcesSet = performance.now();
+  cityMap.map.once("sourcedata", () => (timings.firstSourceData = performance.now()));
+  cityMap.map.once("render", () => (timings.firstRenderEvent = performance.now()));
   cityMap.map.once("idle", () => {
     timings.sensorsRendered = performance.now();
     timings.things = twin.things.size;

@@ -31,10 +31,16 @@ export class CityMap {
       center: [8.06, 51.4],
       zoom: 12,
       attributionControl: config.basemapStyle ? undefined : false,
+      fadeDuration: 0, // no label fade-in to wait for: the Things show at once
     });
     this.map.addControl(new maplibregl.NavigationControl(), "top-right");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
-    this.ready = new Promise((resolve) => this.map.on("load", resolve));
+    this.ready = new Promise((resolve) =>
+      this.map.on("load", () => {
+        this.#addThingLayers();
+        resolve();
+      }),
+    );
     this.pendingMoves = false;
   }
 
@@ -50,7 +56,7 @@ export class CityMap {
   #addCityLayer(name, title, data) {
     const source = `city-${name}`;
     const colour = CITY_LAYER_COLOURS[name] ?? "#90a4ae";
-    const before = this.map.getLayer("things-air") ? "things-air" : undefined;
+    const before = this.map.getLayer("things") ? "things" : undefined;
     this.map.addSource(source, { type: "geojson", data });
     const ids = [];
     const poly = ["match", ["geometry-type"], ["Polygon", "MultiPolygon"], true, false];
@@ -79,40 +85,63 @@ export class CityMap {
   }
 
   #thingLayerIds() {
-    return CATEGORIES.map((c) => `things-${c.key}`).filter((id) => this.map.getLayer(id));
+    return ["things", "vehicles"].filter((id) => this.map.getLayer(id));
+  }
+
+  // One circle layer draws every category but the fleet: with a layer per category,
+  // MapLibre's worker laid out each of 10,000 points once per layer, which doubled the
+  // first render. Toggles change the layer's filter. The layers exist from the start,
+  // holding one invisible point, so that the workers load and warm up their code and
+  // the GPU compiles its shaders while the Things are still on their way (the first
+  // layout of 10,000 points took twice as long in a cold worker as in a warm one).
+  // Points need no tiles beyond zoom 12 (they are drawn scaled up): fewer tiles to cut.
+  #addThingLayers() {
+    const warmup = {
+      type: "FeatureCollection",
+      features: [
+        {
+          type: "Feature",
+          id: 0,
+          geometry: { type: "Point", coordinates: this.map.getCenter().toArray() },
+          properties: { category: "warmup", colour: "rgba(0,0,0,0)" },
+        },
+      ],
+    };
+    this.map.addSource("things", { type: "geojson", data: warmup, maxzoom: 12 });
+    this.map.addSource("vehicles", { type: "geojson", data: warmup });
+    const stroke = ["match", ["get", "category"], "warmup", "rgba(0,0,0,0)"];
+    for (const c of CATEGORIES) stroke.push(c.key, c.stroke);
+    stroke.push("#616161");
+    this.hidden = new Set();
+    for (const [id, source, small, big, width] of [
+      ["things", "things", 2.5, 7, 1],
+      ["vehicles", "vehicles", 4, 9, 2],
+    ]) {
+      this.map.addLayer({
+        id,
+        type: "circle",
+        source,
+        paint: {
+          "circle-color": ["coalesce", ["feature-state", "colour"], ["get", "colour"]],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, small, 16, big],
+          "circle-stroke-color": stroke,
+          "circle-stroke-width": width,
+        },
+      });
+      this.map.on("click", id, (e) => {
+        const fid = e.features?.[0]?.id;
+        if (fid) this.onThing(Number(fid));
+      });
+      this.map.on("mouseenter", id, () => (this.map.getCanvas().style.cursor = "pointer"));
+      this.map.on("mouseleave", id, () => (this.map.getCanvas().style.cursor = ""));
+    }
   }
 
   showThings() {
     const twin = this.twin;
-    this.map.addSource("things", {
-      type: "geojson",
-      data: twin.features((t) => t.category !== "vehicles"),
-    });
-    this.map.addSource("vehicles", {
-      type: "geojson",
-      data: twin.features((t) => t.category === "vehicles"),
-    });
-    for (const c of CATEGORIES) {
-      const vehicles = c.key === "vehicles";
-      this.map.addLayer({
-        id: `things-${c.key}`,
-        type: "circle",
-        source: vehicles ? "vehicles" : "things",
-        filter: ["==", ["get", "category"], c.key],
-        paint: {
-          "circle-color": ["coalesce", ["feature-state", "colour"], ["get", "colour"]],
-          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, vehicles ? 4 : 2.5, 16, vehicles ? 9 : 7],
-          "circle-stroke-color": c.stroke,
-          "circle-stroke-width": vehicles ? 2 : 1,
-        },
-      });
-      this.map.on("click", `things-${c.key}`, (e) => {
-        const id = e.features?.[0]?.id;
-        if (id != null) this.onThing(Number(id));
-      });
-      this.map.on("mouseenter", `things-${c.key}`, () => (this.map.getCanvas().style.cursor = "pointer"));
-      this.map.on("mouseleave", `things-${c.key}`, () => (this.map.getCanvas().style.cursor = ""));
-    }
+    this.#fit();
+    this.map.getSource("things").setData(twin.features((t) => t.category !== "vehicles"));
+    this.map.getSource("vehicles").setData(twin.features((t) => t.category === "vehicles"));
     twin.listeners.add((event) => {
       if (event.type === "observation" && event.thing.category !== "vehicles") {
         this.map.setFeatureState({ source: "things", id: event.thing.id }, { colour: event.thing.colour });
@@ -120,7 +149,19 @@ export class CityMap {
         this.#scheduleVehicles();
       }
     });
-    this.#fit();
+  }
+
+  setCategoryVisible(key, visible) {
+    if (key === "vehicles") {
+      this.setVisible(["vehicles"], visible);
+      return;
+    }
+    if (visible) this.hidden.delete(key);
+    else this.hidden.add(key);
+    this.map.setFilter(
+      "things",
+      this.hidden.size ? ["!", ["in", ["get", "category"], ["literal", [...this.hidden]]]] : null,
+    );
   }
 
   // Moving vehicles redraw their small source at most once per frame.
@@ -156,11 +197,11 @@ export class CityMap {
   renderPanel(panel) {
     const counts = {};
     for (const t of this.twin.things.values()) counts[t.category] = (counts[t.category] ?? 0) + 1;
-    const toggle = (title, ids, swatch, count) =>
+    const toggle = (title, show, swatch, count) =>
       el(
         "label",
         { class: "toggle" },
-        el("input", { type: "checkbox", checked: true, onchange: (e) => this.setVisible(ids, e.target.checked) }),
+        el("input", { type: "checkbox", checked: true, onchange: (e) => show(e.target.checked) }),
         el("span", { class: "swatch", style: swatch }),
         `${title}`,
         count != null ? el("span", { class: "count" }, ` ${count.toLocaleString()}`) : null,
@@ -193,14 +234,14 @@ export class CityMap {
         {},
         el("legend", {}, "City"),
         this.cityLayers.length
-          ? this.cityLayers.map((l) => toggle(l.title, l.layerIds, `background:${CITY_LAYER_COLOURS[l.name] ?? "#90a4ae"}`, l.count))
+          ? this.cityLayers.map((l) => toggle(l.title, (v) => this.setVisible(l.layerIds, v), `background:${CITY_LAYER_COLOURS[l.name] ?? "#90a4ae"}`, l.count))
           : el("p", { class: "muted" }, "No city layers on this server yet."),
       ),
       el(
         "fieldset",
         {},
         el("legend", {}, "Things"),
-        CATEGORIES.filter((c) => counts[c.key]).map((c) => toggle(c.title, [`things-${c.key}`], `border:2px solid ${c.stroke}`, counts[c.key])),
+        CATEGORIES.filter((c) => counts[c.key]).map((c) => toggle(c.title, (v) => this.setCategoryVisible(c.key, v), `border:2px solid ${c.stroke}`, counts[c.key])),
       ),
       search,
       results,

@@ -1,16 +1,8 @@
 // The city's Things as the map shows them: where they are, what they measure, and
 // their latest values, kept current from MQTT.
 import { config, getJson, staUrl } from "./api.js";
+import { SENSORS_QUERY } from "./queries.js";
 import { Scales, scaleKey } from "./scales.js";
-
-// Everything for the first render in one streamed request: every Location as GeoJSON
-// with its Things, their Datastreams and each one's latest Observation (read from the
-// per-Datastream summary the store keeps).
-export const SENSORS_QUERY =
-  "Locations?$resultFormat=GeoJSON&$select=id,location" +
-  "&$expand=Things($select=id,name,properties;$expand=Datastreams(" +
-  "$select=id,name,unitOfMeasurement;$expand=ObservedProperty($select=name,definition)," +
-  "Observations($top=1;$orderby=phenomenonTime desc;$select=result,phenomenonTime)))";
 
 export const CATEGORIES = [
   { key: "vehicles", title: "Ride-pooling fleet", stroke: "#111111" },
@@ -45,7 +37,11 @@ export class Twin {
   }
 
   async load() {
-    const collection = await getJson(staUrl(SENSORS_QUERY));
+    // index.html preloads exactly this URL, so the answer is on its way before this
+    // script has even been parsed
+    const preload = document.querySelector("link[data-things]");
+    const collection = await getJson(preload ? preload.href : staUrl(SENSORS_QUERY));
+    window.citytwin.timings.sensorsFetched = performance.now();
     for (const f of collection?.features ?? []) {
       if (!f.geometry) continue;
       for (const t of f.properties?.Things ?? []) this.#addThing(t, f.geometry);
@@ -67,7 +63,7 @@ export class Twin {
       const latest = d.Observations?.[0];
       const ds = {
         id: d["@iot.id"],
-        name: d.name,
+        name: d.ObservedProperty?.name ?? `Datastream ${d["@iot.id"]}`,
         unit: d.unitOfMeasurement?.symbol ?? null,
         op: d.ObservedProperty ?? null,
         result: latest?.result ?? null,
@@ -95,12 +91,11 @@ export class Twin {
     const out = [];
     for (const t of this.things.values()) {
       if (!filter(t)) continue;
-      const ds = this.primary(t);
       out.push({
         type: "Feature",
         id: t.id,
         geometry: t.geometry,
-        properties: { id: t.id, name: t.name, category: t.category, colour: t.colour ?? "#9e9e9e", unit: ds?.unit ?? "" },
+        properties: { category: t.category, colour: t.colour ?? "#9e9e9e" },
       });
     }
     return { type: "FeatureCollection", features: out };
