@@ -24,8 +24,10 @@ from tests.support import REQUIRE_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-# software WebGL: the CI machines have no GPU
-CHROMIUM_ARGS = ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+# WebGL in software where there is no GPU (as on the CI machines). Forcing ANGLE's
+# SwiftShader backend as well (--use-gl=angle --use-angle=swiftshader) made the map's
+# start-up twice as slow here (1.5 s instead of 0.7 s to the map's "load").
+CHROMIUM_ARGS = ["--enable-unsafe-swiftshader"]
 
 
 def _missing() -> str | None:
