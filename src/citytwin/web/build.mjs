@@ -19,7 +19,12 @@ await build({
   target: ["es2022"],
   minify: true,
   sourcemap: true,
-  outfile: join(out, "app.js"),
+  // the map's code comes with the page; mqtt.js and uPlot, a third of the bundle, are
+  // split off and loaded when first used, after the first picture
+  splitting: true,
+  outdir: out,
+  entryNames: "app",
+  chunkNames: "chunk-[hash]",
   legalComments: "linked",
   logLevel: "warning",
 });

@@ -1,6 +1,4 @@
 // Time-series charts (uPlot). Times on the axis are in the viewer's zone.
-import uPlot from "uplot";
-import "uplot/dist/uPlot.min.css";
 import { el, numberText, timeZone, unitText, fill } from "./format.js";
 
 const PALETTE = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"];
@@ -10,7 +8,8 @@ function width(container) {
 }
 
 // series: [{label, unit, values: [number|null]}], times: [seconds]; band: [lowIdx, highIdx] optional
-export function lineChart(container, times, series, { band = null, height = 200 } = {}) {
+// uPlot is loaded with the first chart, not with the page (see build.mjs).
+export async function lineChart(container, times, series, { band = null, height = 200 } = {}) {
   fill(container);
   const points = times.length;
   container.dataset.points = String(points);
@@ -18,6 +17,7 @@ export function lineChart(container, times, series, { band = null, height = 200 
     container.append(el("p", { class: "muted" }, "No data in this period."));
     return null;
   }
+  const { default: uPlot } = await import("uplot");
   const opts = {
     width: width(container),
     height,

@@ -128,7 +128,7 @@ export class Detail {
     try {
       const agg = await getJson(staUrl(path));
       const rows = agg?.value ?? [];
-      lineChart(
+      await lineChart(
         holder,
         rows.map((r) => Date.parse(r.phenomenonTime.split("/")[0]) / 1000),
         [

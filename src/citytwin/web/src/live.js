@@ -1,5 +1,4 @@
 // Live updates: one MQTT over WebSocket connection to the platform's broker.
-import mqtt from "mqtt";
 
 const CHUNK = 500; // topics per SUBSCRIBE packet
 
@@ -11,11 +10,13 @@ export class Live {
     this.client = null;
   }
 
-  connect() {
+  // mqtt.js is loaded here, after the first picture, not with the page (see build.mjs).
+  async connect() {
     if (!this.url) {
       this.onStatus("off", "live updates off: the server names no MQTT WebSocket");
       return;
     }
+    const { default: mqtt } = await import("mqtt");
     this.client = mqtt.connect(this.url, {
       clean: true,
       reconnectPeriod: 2000,

@@ -1,5 +1,6 @@
 // The digital twin in the browser: map, details, dashboards, control and entity browser.
 import "maplibre-gl/dist/maplibre-gl.css";
+import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { config, loadConfig } from "./api.js";
 import { Control } from "./control.js";
@@ -24,7 +25,7 @@ async function start() {
   document.getElementById("zone").textContent = `Times in ${zoneText()}`;
   // the Things are fetched while the configuration and the map load
   const twin = new Twin();
-  const loaded = twin.load().then(() => (timings.sensorsParsed = performance.now()));
+  const loaded = twin.load();
   await loadConfig();
   timings.config = performance.now();
   const live = new Live(config.mqtt?.url, setStatus);
@@ -59,19 +60,18 @@ async function start() {
   timings.sensorsLoaded = performance.now();
   cityMap.showThings();
   timings.sourcesSet = performance.now();
-  cityMap.map.once("sourcedata", () => (timings.firstSourceData = performance.now()));
-  cityMap.map.once("render", () => (timings.firstRenderEvent = performance.now()));
+  cityMap.renderPanel(document.getElementById("layers"));
+  Object.assign(window.citytwin, { live, twin, map: cityMap.map });
+  // live updates start once the first picture is drawn: subscribing to thousands of
+  // topics would compete with it for the server and the page
   cityMap.map.once("idle", () => {
     timings.sensorsRendered = performance.now();
     timings.things = twin.things.size;
     document.body.dataset.ready = "true";
+    live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
+    live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
+    live.connect();
   });
-  cityMap.renderPanel(document.getElementById("layers"));
-
-  live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
-  live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
-  live.connect();
-  Object.assign(window.citytwin, { live, twin, map: cityMap.map });
 }
 
 start().catch((err) => {
