@@ -66,8 +66,14 @@ def test_the_map_loads_without_console_errors_with_legend_and_toggles(
     toggle = page.get_by_role("checkbox", name="Air quality stations")
     toggle.focus()
     page.keyboard.press("Space")
-    visibility = "window.citytwin.map.getLayoutProperty('things-air', 'visibility')"
-    assert page.evaluate(visibility) == "none"
+    shown = """() => new Promise((resolve) => {
+        const map = window.citytwin.map;
+        map.once("idle", () => resolve(map.queryRenderedFeatures({layers: ["things"]})
+            .map((f) => f.properties.category)));
+        map.triggerRepaint();
+    })"""
+    assert "air" not in page.evaluate(shown)
+    assert "charging" in page.evaluate(shown)
     page.set_viewport_size({"width": 820, "height": 1180})
     screenshot(page, "map-tablet")
     assert console.errors == []
