@@ -73,6 +73,12 @@ def test_ui_config_names_the_apis_the_server_has(app: Client) -> None:
     assert app.ok("GET", "/api/v1/ui-config")["apis"]["layers"] is True
 
 
+def test_unknown_json_api_paths_are_the_applications_404(app: Client) -> None:
+    resp = app.get("/api/v1/nothing")
+    assert resp.status_code == 404
+    assert resp.json()["code"] == 404
+
+
 class Embedded:
     state = "embedded on 127.0.0.1:1883"
 

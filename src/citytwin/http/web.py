@@ -25,8 +25,9 @@ from citytwin.settings import Settings
 DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 UI_PREFIX = "/ui"
 CONFIG_PATH = "/api/v1/ui-config"
-# paths the application's own routes answer, besides its exact pages
-PREFIXES = (UI_PREFIX + "/", CONFIG_PATH)
+# paths the application's own routes answer, besides its exact pages: the UI's files and
+# the JSON API under /api/ (this module's configuration, the domain packages' KPIs)
+PREFIXES = (UI_PREFIX + "/", "/api/")
 # the domain packages' JSON API, which the UI uses where the server has it
 OPTIONAL_APIS = {"domains": "/api/v1/domains", "areas": "/api/v1/areas", "layers": "/api/v1/layers"}
 
