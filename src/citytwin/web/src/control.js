@@ -80,7 +80,7 @@ export class Control {
               taskingParameters: params,
             });
             const id = data?.["@iot.id"] ?? Number(/Tasks\((\d+)\)/.exec(loc ?? "")?.[1]);
-            this.#follow(status, id);
+            this.#follow(status, id, () => this.#history(history, cap["@iot.id"]));
           } catch (err) {
             fill(status, el("p", { class: "error" }, err.message));
           }
@@ -121,8 +121,10 @@ export class Control {
     );
   }
 
-  async #follow(holder, id) {
+  // Shows the Task's status as it changes; onChange also runs on each change.
+  async #follow(holder, id, onChange) {
     const render = (task) => {
+      onChange();
       fill(holder, 
         el("p", {}, `Task ${id}: `, el("strong", { class: "status", "data-status": task.status ?? "created" }, task.status ?? "created"), task.statusMessage ? ` — ${task.statusMessage}` : ""),
         el("p", { class: "small muted" }, `created ${timeText(task.creationTime)}`),

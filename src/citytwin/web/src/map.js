@@ -182,7 +182,10 @@ export class CityMap {
       w = Math.min(w, c[0]); e = Math.max(e, c[0]);
       s = Math.min(s, c[1]); n = Math.max(n, c[1]);
     }
-    if (w <= e) this.map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 15, duration: 0 });
+    // keep the points clear of the layers panel on the left where there is room for it
+    const wide = this.map.getContainer().clientWidth > 900;
+    const padding = wide ? { top: 40, bottom: 40, left: 300, right: 70 } : 40;
+    if (w <= e) this.map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 15, duration: 0 });
   }
 
   flyTo(thing) {
