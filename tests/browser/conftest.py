@@ -42,7 +42,9 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's synchronous API is open its event loop
+# counts as running in the main thread, and the rest of the suite calls asyncio.run().
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     problem = _missing()
     if problem:
