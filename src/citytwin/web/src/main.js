@@ -56,11 +56,15 @@ async function start() {
 
   await cityMap.ready;
   timings.mapReady = performance.now();
-  await Promise.all([cityMap.showCityLayers(), loaded]);
+  // the city's layers (a thousand buildings) go under the Things whenever they arrive;
+  // the Things do not wait for them
+  const layersPanel = document.getElementById("layers");
+  cityMap.showCityLayers().then(() => cityMap.renderPanel(layersPanel));
+  await loaded;
   timings.sensorsLoaded = performance.now();
   cityMap.showThings();
   timings.sourcesSet = performance.now();
-  cityMap.renderPanel(document.getElementById("layers"));
+  cityMap.renderPanel(layersPanel);
   Object.assign(window.citytwin, { live, twin, map: cityMap.map });
   // live updates start once the first picture is drawn: subscribing to thousands of
   // topics would compete with it for the server and the page

@@ -200,11 +200,11 @@ export class CityMap {
   renderPanel(panel) {
     const counts = {};
     for (const t of this.twin.things.values()) counts[t.category] = (counts[t.category] ?? 0) + 1;
-    const toggle = (title, show, swatch, count) =>
+    const toggle = (title, show, swatch, count, checked = true) =>
       el(
         "label",
         { class: "toggle" },
-        el("input", { type: "checkbox", checked: true, onchange: (e) => show(e.target.checked) }),
+        el("input", { type: "checkbox", checked, onchange: (e) => show(e.target.checked) }),
         el("span", { class: "swatch", style: swatch }),
         `${title}`,
         count != null ? el("span", { class: "count" }, ` ${count.toLocaleString()}`) : null,
@@ -237,14 +237,14 @@ export class CityMap {
         {},
         el("legend", {}, "City"),
         this.cityLayers.length
-          ? this.cityLayers.map((l) => toggle(l.title, (v) => this.setVisible(l.layerIds, v), `background:${CITY_LAYER_COLOURS[l.name] ?? "#90a4ae"}`, l.count))
+          ? this.cityLayers.map((l) => toggle(l.title, (v) => this.setVisible(l.layerIds, v), `background:${CITY_LAYER_COLOURS[l.name] ?? "#90a4ae"}`, l.count, this.map.getLayoutProperty(l.layerIds[0], "visibility") !== "none"))
           : el("p", { class: "muted" }, "No city layers on this server yet."),
       ),
       el(
         "fieldset",
         {},
         el("legend", {}, "Things"),
-        CATEGORIES.filter((c) => counts[c.key]).map((c) => toggle(c.title, (v) => this.setCategoryVisible(c.key, v), `border:2px solid ${c.stroke}`, counts[c.key])),
+        CATEGORIES.filter((c) => counts[c.key]).map((c) => toggle(c.title, (v) => this.setCategoryVisible(c.key, v), `border:2px solid ${c.stroke}`, counts[c.key], !this.hidden.has(c.key) && (c.key !== "vehicles" || this.map.getLayoutProperty("vehicles", "visibility") !== "none"))),
       ),
       search,
       results,
