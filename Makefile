@@ -18,24 +18,41 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-demo: $(VENV)/.installed
+# The browser UI (src/citytwin/web): its npm packages come from the lock file, and it is
+# built into src/citytwin/web/dist, which the Python package serves; rebuilt only when its
+# sources change (the BUILT stamp is written last by the build).
+WEB := src/citytwin/web
+WEB_STAMP := $(WEB)/dist/BUILT
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_STAMP): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+	cd $(WEB) && npm run --silent build
+
+.PHONY: web
+web: $(WEB_STAMP)
+
+demo: $(VENV)/.installed $(WEB_STAMP)
 	$(BIN)/citytwin demo
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.installed $(WEB_STAMP)
 	$(BIN)/citytwin serve
 
-lint: $(VENV)/.installed-test
+# the web build comes first: lint and type checks walk src/, where it lives
+lint: $(VENV)/.installed-test $(WEB_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: $(VENV)/.installed-test
+typecheck: $(VENV)/.installed-test $(WEB_STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) citytwin-data citytwin-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) citytwin-data citytwin-demo .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(WEB)/node_modules $(WEB)/dist
 
 # Benchmarks against the raw database (see benchmarks/README.md). Each database named in
 # BENCH_DBS is dropped and created anew. Example of a full run:

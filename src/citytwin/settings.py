@@ -211,6 +211,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a device may take to answer a Task handed to it over a webhook.",
         _positive,
     ),
+    Setting(
+        "web_basemap_style",
+        str,
+        None,
+        "URL of a MapLibre style for the web UI's base map (online tiles in production). "
+        "Default: none; the map shows the city's own layers on a plain background and "
+        "needs nothing from the internet.",
+    ),
+    Setting(
+        "web_mqtt_url",
+        str,
+        None,
+        "MQTT over WebSocket URL the web UI connects to for live updates (ws:// or wss://, "
+        "e.g. the external broker's WebSocket listener behind a proxy). Default: the "
+        "embedded broker's mqtt_ws_port on the host the page was loaded from.",
+        lambda v: (
+            None
+            if v is None or str(v).startswith(("ws://", "wss://"))
+            else "must be a ws:// or wss:// URL"
+        ),
+    ),
     Setting("auto_migrate", bool, True, "Apply pending schema migrations when the server starts."),
     Setting("log_level", str, "info", "Logging level: debug, info, warning or error."),
 )

@@ -24,6 +24,7 @@ from citytwin import __version__
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
 from citytwin.http import domains as domain_routes
+from citytwin.http import web
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.openapi import OPENAPI_PATH, ApiDescription
@@ -93,7 +94,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         str(base),
     )
 
+    ui = web.WebUi(settings, mqtt)
+
     async def root(request: HttpRequest) -> Response:
+        if web.wants_html(request):
+            return ui.index(request)
         base = _base_url(settings, request.scope, request.headers.get("host"))
         return RedirectResponse(url=f"{base}/v1.1", status_code=307)
 
@@ -201,6 +206,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
             *domain_routes.routes(domain_service),
+            *ui.routes(),
         ],
         lifespan=lifespan,
     )
@@ -230,7 +236,7 @@ class CitytwinApp(Starlette):
 
 
 OWN_PAGES = frozenset({"/", "/health", "/metrics", OPENAPI_PATH})
-OWN_PREFIXES = (domain_routes.PREFIX + "/",)
+OWN_PREFIXES = web.PREFIXES  # the UI's assets and all of /api/ (domains, UI settings)
 
 
 def _settle_heap() -> tuple[int, int, int]:
