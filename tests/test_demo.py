@@ -4,83 +4,12 @@ reaches a simulated wallbox, and Ctrl-C (or SIGTERM) stops everything."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from tests.servers import CITYTWIN, _free_port, _live_group_members
-
-READY_TIMEOUT = 240.0  # generous for a loaded CI machine; the figure is in the README
-
-
-@dataclass(frozen=True)
-class Demo:
-    base: str
-    log: Path
-    live_after: float
-
-    def get(self, path: str) -> Any:
-        resp = httpx.get(f"{self.base}{path}", timeout=30)
-        assert resp.status_code == 200, (path, resp.text)
-        return resp.json()
-
-
-@contextmanager
-def running_demo(tmp: Path, *args: str) -> Iterator[Demo]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTWIN_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        CITYTWIN_MQTT_PORT=str(_free_port()),
-        CITYTWIN_MQTT_WS_PORT=str(_free_port()),
-    )
-    log = tmp / "demo.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(CITYTWIN), "demo", "--port", str(port), "--data-dir", str(tmp / "data"), *args],
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        live = None
-        while live is None and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"demo exited with {proc.returncode}:\n{log.read_text()}")
-            live = re.search(r"live after (\d+) s", log.read_text(errors="replace"))
-            time.sleep(0.5)
-        if live is None:
-            pytest.fail(f"demo not live within {READY_TIMEOUT} s:\n{log.read_text()}")
-        yield Demo(f"http://127.0.0.1:{port}", log, float(live.group(1)))
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                status = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail(f"demo did not stop on SIGTERM:\n{log.read_text()}")
-            deadline = time.monotonic() + 15
-            while (left := _live_group_members(proc.pid)) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if left:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail(f"processes of the demo still running: {left}")
-            assert status == 0, log.read_text()
+from tests.servers import Demo, running_demo
 
 
 def _observations(demo: Demo) -> int:

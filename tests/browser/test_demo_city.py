@@ -1,0 +1,81 @@
+"""The UI on the real demo city (``citytwin demo``): a district shows its energy balance
+computed from the simulated meters, and a dimming Task made in the control panel reaches
+a simulated wallbox, which answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import open_page, screenshot
+from tests.servers import Demo, running_demo
+
+
+@pytest.fixture(scope="module")
+def demo(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tmp: Path = tmp_path_factory.mktemp("demo")
+    with running_demo(tmp, "--history", "P1D", "--households", "60") as running:
+        yield running
+
+
+def test_a_district_shows_the_energy_balance_of_its_meters(chromium: Any, demo: Demo) -> None:
+    expected = demo.get("/api/v1/kpis/energy/balance?area=district:Altstadt")
+    assert expected["values"]["consumption"] > 0
+    (altstadt,) = [
+        f
+        for f in demo.get("/api/v1/layers/districts")["features"]
+        if f["properties"]["name"] == "Altstadt"
+    ]
+    ring = altstadt["geometry"]["coordinates"][0]
+    inside = (
+        sum(c[0] for c in ring[:4]) / 4,
+        sum(c[1] for c in ring[:4]) / 4 + 0.0015,  # off the centre, where sensors crowd
+    )
+    page, console = open_page(chromium, demo.base + "/")
+    page.wait_for_function("() => window.citytwin.map.getLayer('districts-fill') !== undefined")
+    x, y = page.evaluate(
+        """([lon, lat]) => {
+            const map = window.citytwin.map;
+            map.jumpTo({center: [lon, lat], zoom: 14});
+            const p = map.project([lon, lat]);
+            const r = map.getCanvas().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y];
+        }""",
+        list(inside),
+    )
+    page.mouse.click(x, y)
+    page.wait_for_selector("#detail .kpi[data-kpi='energy/balance'] .headline", timeout=20_000)
+    detail = page.locator("#detail")
+    assert "Altstadt" in detail.locator("h2").first.inner_text()
+    balance = detail.locator(".kpi[data-kpi='energy/balance']").inner_text()
+    assert "kWh" in balance
+    assert "No data" not in balance
+    screenshot(page, "demo-district")
+    assert console.errors == []
+    page.context.close()
+
+
+def test_a_dim_task_from_the_control_panel_reaches_a_simulated_wallbox(
+    chromium: Any, demo: Demo
+) -> None:
+    (wallbox,) = demo.get(
+        "/v1.1/Things?$filter=properties/kind eq 'wallbox'&$top=1&$select=id,name"
+    )["value"]
+    page, console = open_page(chromium, f"{demo.base}/#control/{wallbox['@iot.id']}")
+    page.wait_for_selector(".capability form")
+    page.fill("#param-max_kw", "4.2")
+    page.fill("#param-duration_min", "30")
+    page.get_by_role("button", name="Create Task").click()
+    page.wait_for_selector(".task-status .status[data-status=done]", timeout=20_000)
+    assert "4.2" in page.locator(".task-status").inner_text()
+    screenshot(page, "demo-control")
+    assert console.errors == []
+    page.context.close()
+    (task,) = demo.get(f"/v1.1/Things({wallbox['@iot.id']})/TaskingCapabilities?$expand=Tasks")[
+        "value"
+    ][0]["Tasks"]
+    assert task["status"] == "done"
+    assert task["taskingParameters"] == {"max_kw": 4.2, "duration_min": 30}
