@@ -23,6 +23,8 @@ from citytwin.model.values import (
     parse_interval,
 )
 
+MAX_ID = 2**63 - 1
+
 
 class Mode(enum.Enum):
     CREATE = "create"  # POST, deep insert allowed
@@ -56,7 +58,7 @@ def _ref_id(value: Any, where: str) -> int:
         if not value.strip().isdigit():
             raise InvalidEntity(f"{where}: @iot.id must be an integer, got {value!r}")
         value = int(value)
-    if value < 0 or value > 2**63 - 1:
+    if value < 0 or value > MAX_ID:
         raise InvalidEntity(f"{where}: @iot.id {value} is out of range")
     return int(value)
 
@@ -117,6 +119,35 @@ class DraftParser:
                     )
         self._check_geometry(draft)
         return draft
+
+    def plain(self, et: EntityType, data: Any) -> tuple[dict[str, Any], dict[str, int]] | None:
+        """The values and the to-one references of a flat body to create an ``et``: its
+        own properties, checked as :meth:`parse` checks them, and related entities named
+        only by id. None for any other body, and for one with a fault, which :meth:`parse`
+        then names; so a body is either taken here as parse would take it, or not at all."""
+        if not isinstance(data, dict) or et.geometric:
+            return None
+        values: dict[str, Any] = {}
+        refs: dict[str, int] = {}
+        for key, value in data.items():
+            prop = et.property(key)
+            if prop is not None and prop.writable:
+                try:
+                    values[key] = self.value(prop, value, et.name, key)
+                except InvalidEntity:
+                    return None
+                continue
+            nav = et.navigation(key)
+            if nav is None or nav.many or type(value) is not dict or len(value) != 1:
+                return None
+            ref = value.get("@iot.id")
+            if type(ref) is not int or not 0 <= ref <= MAX_ID:
+                return None
+            refs[key] = ref
+        for name in et.required:
+            if name not in values:
+                return None
+        return values, refs
 
     def value(self, prop: Property, value: Any, where: str, key: str) -> Any:
         """The parsed value of ``where.key``; the name is put together only for an error."""
