@@ -14,8 +14,16 @@ from typing import Any
 import orjson
 
 from citytwin.errors import InvalidEntity
-from citytwin.model import EntityType, Kind, Property, Registry
-from citytwin.model.types import ID_NAMES
+from citytwin.model import EntityType, Property, Registry
+from citytwin.model.types import (
+    ID_NAMES,
+    K_INSTANT,
+    K_INTERVAL,
+    K_OBJECT,
+    K_RESULT,
+    K_STRING,
+    K_TIME,
+)
 from citytwin.model.values import (
     GEOJSON_ENCODINGS,
     geometry_from_geojson,
@@ -153,23 +161,23 @@ class DraftParser:
         """The parsed value of ``where.key``; the name is put together only for an error."""
         k = prop.kind
         if value is None:
-            if not prop.nullable and k is not Kind.RESULT:
+            if not prop.nullable and k is not K_RESULT:
                 raise InvalidEntity(f"{where}.{key} cannot be null")
             return None
         try:
-            if k is Kind.STRING:
+            if k is K_STRING:
                 if not isinstance(value, str):
                     raise ValueError(f"must be a string, got {_json_type(value)}")
                 return value
-            if k is Kind.OBJECT:
+            if k is K_OBJECT:
                 if not isinstance(value, dict):
                     raise ValueError(f"must be a JSON object, got {_json_type(value)}")
                 return value
-            if k is Kind.INSTANT:
+            if k is K_INSTANT:
                 return parse_instant(value)
-            if k is Kind.INTERVAL:
+            if k is K_INTERVAL:
                 return parse_interval(value, allow_instant=False)
-            if k is Kind.TIME:
+            if k is K_TIME:
                 return parse_interval(value, allow_instant=True)
         except ValueError as exc:
             raise InvalidEntity(f"{where}.{key}: {exc}") from None
