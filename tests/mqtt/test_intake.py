@@ -225,3 +225,41 @@ def test_a_batch_spanning_new_months_is_stored_whole(client: Client, city: dict[
     assert sorted(results) == list(range(n))  # each once
     span = client.ok("GET", f"Datastreams({city['a']})?$select=phenomenonTime")
     assert span["phenomenonTime"].endswith("2032-07-01T00:00:59Z")
+
+
+def test_the_summaries_of_many_datastreams_in_one_batch_are_kept(
+    client: Client, city: dict[str, int]
+) -> None:
+    """Each Datastream's extents, count and latest Observation (read through the
+    maintained summary) agree with its Observations (read by scanning them)."""
+    a, b = city["a"], city["b"]
+    publishes: list[tuple[str, Any]] = []
+    for i in range(40):
+        day = f"2024-05-{1 + (i * 7) % 28:02d}T00:00:00Z"
+        if i % 2:
+            publishes.append(
+                (f"v1.1/Datastreams({a})/Observations", {"result": i, "phenomenonTime": day})
+            )
+        else:
+            body = {
+                "result": i,
+                "phenomenonTime": day,
+                "resultTime": day,
+                "Datastream": {"@iot.id": b},
+            }
+            publishes.append(("v1.1/Observations", body))
+    for _ in range(2):  # the second batch moves nothing back
+        take_in(client, publishes)
+    latest = "$expand=Observations($top=1;$orderby=phenomenonTime desc;$count=true)"
+    for ds in (a, b):
+        summary = client.ok("GET", f"Datastreams({ds})?$select=phenomenonTime,resultTime&{latest}")
+        scan = f"Datastreams({ds})/Observations?$orderby=phenomenonTime desc,id asc&$count=true"
+        body = client.ok("GET", f"{scan}&$top=1000")
+        newest = body["value"][0]
+        assert summary["Observations@iot.count"] == body["@iot.count"]
+        assert summary["Observations"][0]["@iot.id"] == newest["@iot.id"]
+        times = sorted(o["phenomenonTime"] for o in body["value"])
+        assert summary["phenomenonTime"] == f"{times[0]}/{times[-1]}"
+        results = sorted(o["resultTime"] for o in body["value"] if o["resultTime"])
+        expected = f"{results[0]}/{results[-1]}" if results else None
+        assert summary.get("resultTime") == expected

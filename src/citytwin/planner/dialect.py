@@ -238,6 +238,14 @@ class Dialect:
         """``column`` is one of the ids given later as the template parameter ``name``."""
         return column.in_(sa.bindparam(name, expanding=True))
 
+    binds_arrays = False  # whether rows_param can be used
+
+    def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
+        """Rows given later as one array parameter per column (named after the column),
+        to use as a table called ``name``. Where the driver binds no arrays
+        (``binds_arrays`` is false), run a statement once per row instead."""
+        raise NotImplementedError
+
     # --- ordering and paging ----------------------------------------------------------------
     def order(self, sql: Sql, descending: bool) -> Sql:
         """Nulls first when ascending, last when descending (OGC 18-088 9.3.3.4)."""
