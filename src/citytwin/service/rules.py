@@ -449,13 +449,9 @@ class Rules:
         """The parameters of the summary update for new Observations of one Datastream."""
         t = self.u.dialect.time_value
         results = [r["result_time"] for r in rows if r.get("result_time") is not None]
-        latest = min(
+        latest = max(
             rows,
-            key=lambda r: (
-                -_ts(r["phenomenon_time_start"]),
-                -_ts(r["phenomenon_time_end"]),
-                r["id"],
-            ),
+            key=lambda r: (r["phenomenon_time_start"], r["phenomenon_time_end"], -r["id"]),
         )
         return {
             "ds": datastream_id,
@@ -516,10 +512,6 @@ def _stream(row: Mapping[str, Any]) -> tuple[str, int]:
     if row.get("datastream_id") is not None:
         return "Datastream", int(row["datastream_id"])
     return "MultiDatastream", int(row["multi_datastream_id"])
-
-
-def _ts(t: Any) -> float:
-    return float(t.timestamp())
 
 
 def _json(raw: Any) -> Any:
