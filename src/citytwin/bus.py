@@ -76,7 +76,7 @@ class Bus:
             for item in [events] if batches else events:
                 try:
                     result = listener(item)  # type: ignore[arg-type]
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception:
                     log.exception("change listener failed for %s", item)

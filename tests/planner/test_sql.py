@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from citytwin.errors import QueryTypeError
 from citytwin.planner.reads import ReadPlanner
@@ -211,3 +212,29 @@ def test_type_errors_name_the_problem(flt: str, message: str) -> None:
         plan(path, filter=flt)
     assert message in err.value.message
     assert err.value.position is not None
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_template_run_many_times_binds_each_set_as_compiling_it_alone_would(
+    dialect: str,
+) -> None:
+    from citytwin.planner.postgres import PostgresDialect
+
+    d = SqliteDialect() if dialect == "sqlite" else PostgresDialect()
+    t = TABLES.entity["Datastream"]
+    s, i = sa.bindparam("s"), sa.bindparam("i")
+    template = (
+        sa.update(t)
+        .where(t.c.id == sa.bindparam("ds"))
+        .values(
+            observation_count=t.c.observation_count + sa.bindparam("n"),
+            last_observation_id=sa.case((t.c.last_observation_start < s, i), else_=i + 1),
+        )
+    )
+    sets = [{"ds": k, "n": k * 2, "s": f"t{k}", "i": k * 3} for k in range(5)]
+    sql, args = d.compile_many(template, sets)
+    assert [(sql, a) for a in args] == [d.compile(template, p) for p in sets]
+    in_list = sa.select(t.c.id).where(t.c.id.in_(sa.bindparam("ids", expanding=True)))
+    sets = [{"ids": [1, 2]}, {"ids": [3, 4, 5]}]
+    _, args = d.compile_many(in_list, sets)
+    assert args == [d.compile(in_list, p)[1] for p in sets]  # each IN list expanded

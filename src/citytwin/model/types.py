@@ -7,6 +7,7 @@ of them hard-codes an entity type. Plugins add entity types by returning more of
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,12 @@ class Kind(enum.Enum):
     TIME = "time"  # an instant or an interval (Observation.phenomenonTime)
     GEOMETRY = "geometry"  # GeoJSON, or any JSON under another encodingType
     RESULT = "result"  # Observation.result: any JSON, numbers indexed for comparison
+
+
+# The members under plain names, for code that runs per row: before Python 3.12 each
+# Kind.X goes through the enum's metaclass, which costs more than the comparison.
+K_STRING, K_OBJECT, K_ANY, K_INSTANT = Kind.STRING, Kind.OBJECT, Kind.ANY, Kind.INSTANT
+K_INTERVAL, K_TIME, K_GEOMETRY, K_RESULT = Kind.INTERVAL, Kind.TIME, Kind.GEOMETRY, Kind.RESULT
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,15 @@ class Property:
     writable: bool = True  # False: maintained by the server, ignored on input
     show_null: bool = False  # written as null rather than left out when it has no value
 
-    @property
+    @functools.cached_property
     def start(self) -> str:
         return self.column + "_start"
 
-    @property
+    @functools.cached_property
     def end(self) -> str:
         return self.column + "_end"
 
-    @property
+    @functools.cached_property
     def geom(self) -> str:
         return self.column + "_geom"
 

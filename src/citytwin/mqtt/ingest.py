@@ -12,7 +12,8 @@ import orjson
 from citytwin.errors import Unavailable
 from citytwin.metrics import Metrics
 from citytwin.mqtt.topics import is_create_topic, try_parse_topic
-from citytwin.service import Request, Response, Service
+from citytwin.service import Response, Service
+from citytwin.service.intake import Intake
 
 log = logging.getLogger("citytwin.mqtt")
 
@@ -33,7 +34,7 @@ class Ingest:
     ) -> None:
         self.service = service
         self.publish = publish
-        self.base_url = base_url.rstrip("/")
+        self.intake = Intake(service, base_url)
         self.error_prefix = error_prefix.rstrip("/")
         self.metrics = metrics
         self._creates: dict[str, bool] = {}  # topic text -> is it a create topic
@@ -63,18 +64,6 @@ class Ingest:
     def error_topic(self, topic_text: str) -> str:
         return f"{self.error_prefix}/{topic_text}"
 
-    def _request(self, topic_text: str, payload: bytes) -> Request:
-        version, _, rest = topic_text.partition("/")
-        return Request(
-            "POST",
-            version,
-            rest,
-            body=payload,
-            content_type="application/json",
-            base_url=self.base_url,
-            minimal=True,  # nobody reads the answer
-        )
-
     async def handle(self, topic_text: str, payload: bytes, sender: str | None = None) -> None:
         """Store the Observation, or publish why not. Raises Unavailable when the database
         cannot be reached, so that the publish is not acknowledged and comes again."""
@@ -83,7 +72,7 @@ class Ingest:
         if handler is not None:
             await handler(topic_text, payload)
             return
-        response = await self.service.handle(self._request(topic_text, payload))
+        response = await self.service.handle(self.intake.request(topic_text, payload))
         await self._settle(topic_text, payload, sender, response)
 
     async def handle_many(self, publishes: list[tuple[str, bytes]]) -> list[Unavailable | None]:
@@ -91,20 +80,24 @@ class Ingest:
         reported), Unavailable when the database could not be reached."""
         self.metrics.inc("citytwin_mqtt_received_total", len(publishes))
         handed = [self._listener(t) for t, _ in publishes]
-        posts = [self._request(t, p) for (t, p), h in zip(publishes, handed, strict=True) if not h]
-        responses = iter(await self.service.handle_many(posts))
+        creates = [p for p, h in zip(publishes, handed, strict=True) if h is None]
+        answers = iter(await self.intake.create(creates))
         outcomes: list[Unavailable | None] = []
+        stored = 0
         for (topic_text, payload), handler in zip(publishes, handed, strict=True):
+            outcomes.append(None)
             if handler is not None:
                 await handler(topic_text, payload)
-                outcomes.append(None)
                 continue
-            response = next(responses)
+            answer = next(answers)
+            if answer is None:
+                stored += 1
+                continue
             try:
-                await self._settle(topic_text, payload, None, response)
-                outcomes.append(None)
+                await self._settle(topic_text, payload, None, answer)
             except Unavailable as exc:
-                outcomes.append(exc)
+                outcomes[-1] = exc
+        self.metrics.inc("citytwin_mqtt_created_total", stored)
         return outcomes
 
     async def _settle(

@@ -238,6 +238,14 @@ class Dialect:
         """``column`` is one of the ids given later as the template parameter ``name``."""
         return column.in_(sa.bindparam(name, expanding=True))
 
+    binds_arrays = False  # whether rows_param can be used
+
+    def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
+        """Rows given later as one array parameter per column (named after the column),
+        to use as a table called ``name``. Where the driver binds no arrays
+        (``binds_arrays`` is false), run a statement once per row instead."""
+        raise NotImplementedError
+
     # --- ordering and paging ----------------------------------------------------------------
     def order(self, sql: Sql, descending: bool) -> Sql:
         """Nulls first when ascending, last when descending (OGC 18-088 9.3.3.4)."""
@@ -270,6 +278,7 @@ class Dialect:
 
     # --- compiling ----------------------------------------------------------------------------
     _compiled: dict[Any, Any]
+    _templates: dict[int, tuple[sa.ClauseElement, SQLCompiler]]
 
     def compile(
         self, stmt: sa.ClauseElement, params: Mapping[str, Any] | None = None
@@ -306,6 +315,21 @@ class Dialect:
             expanded = compiled.construct_expanded_state(params)
         names = expanded.positiontup or []
         return expanded.statement, [expanded.parameters[n] for n in names]
+
+    def compile_many(
+        self, stmt: sa.ClauseElement, params: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[list[Any]]]:
+        """SQL text and the positional arguments of each parameter set of a template run
+        with executemany. A template without expanding parameters (IN lists) is bound by
+        name alone after the first set: binding through the compiler costs as much as the
+        row it updates."""
+        sql, first = self.compile(stmt, params[0])
+        compiled: SQLCompiler = self._templates[id(stmt)][1]
+        names = compiled.positiontup or []
+        expanding = compiled.post_compile_params or compiled.literal_execute_params
+        if expanding or any(n not in params[0] for n in names):
+            return sql, [first] + [self.compile(stmt, p)[1] for p in params[1:]]
+        return sql, [first] + [[p[n] for n in names] for p in params[1:]]
 
 
 _CACHE_SIZE = 2000  # statement shapes kept compiled per dialect

@@ -202,6 +202,13 @@ class PostgresDialect(Dialect):
     def in_ids_param(self, column: Sql, name: str) -> Sql:
         return column == sa.any_(sa.bindparam(name, type_=ARRAY(sa.BigInteger)))
 
+    binds_arrays = True
+
+    def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
+        arrays = [sa.bindparam(c, type_=ARRAY(t)) for c, t in columns]
+        rows = sa.func.unnest(*arrays).table_valued(*(sa.column(c, t) for c, t in columns))
+        return rows.render_derived(name=name)
+
     def order(self, sql: Sql, descending: bool) -> Sql:
         return sql.desc().nulls_last() if descending else sql.asc().nulls_first()
 

@@ -14,14 +14,24 @@ from typing import Any
 import orjson
 
 from citytwin.errors import InvalidEntity
-from citytwin.model import EntityType, Kind, Property, Registry
-from citytwin.model.types import ID_NAMES
+from citytwin.model import EntityType, Property, Registry
+from citytwin.model.types import (
+    ID_NAMES,
+    K_INSTANT,
+    K_INTERVAL,
+    K_OBJECT,
+    K_RESULT,
+    K_STRING,
+    K_TIME,
+)
 from citytwin.model.values import (
     GEOJSON_ENCODINGS,
     geometry_from_geojson,
     parse_instant,
     parse_interval,
 )
+
+MAX_ID = 2**63 - 1
 
 
 class Mode(enum.Enum):
@@ -56,7 +66,7 @@ def _ref_id(value: Any, where: str) -> int:
         if not value.strip().isdigit():
             raise InvalidEntity(f"{where}: @iot.id must be an integer, got {value!r}")
         value = int(value)
-    if value < 0 or value > 2**63 - 1:
+    if value < 0 or value > MAX_ID:
         raise InvalidEntity(f"{where}: @iot.id {value} is out of range")
     return int(value)
 
@@ -118,27 +128,56 @@ class DraftParser:
         self._check_geometry(draft)
         return draft
 
+    def plain(self, et: EntityType, data: Any) -> tuple[dict[str, Any], dict[str, int]] | None:
+        """The values and the to-one references of a flat body to create an ``et``: its
+        own properties, checked as :meth:`parse` checks them, and related entities named
+        only by id. None for any other body, and for one with a fault, which :meth:`parse`
+        then names; so a body is either taken here as parse would take it, or not at all."""
+        if not isinstance(data, dict) or et.geometric:
+            return None
+        values: dict[str, Any] = {}
+        refs: dict[str, int] = {}
+        for key, value in data.items():
+            prop = et.property(key)
+            if prop is not None and prop.writable:
+                try:
+                    values[key] = self.value(prop, value, et.name, key)
+                except InvalidEntity:
+                    return None
+                continue
+            nav = et.navigation(key)
+            if nav is None or nav.many or type(value) is not dict or len(value) != 1:
+                return None
+            ref = value.get("@iot.id")
+            if type(ref) is not int or not 0 <= ref <= MAX_ID:
+                return None
+            refs[key] = ref
+        for name in et.required:
+            if name not in values:
+                return None
+        return values, refs
+
     def value(self, prop: Property, value: Any, where: str, key: str) -> Any:
         """The parsed value of ``where.key``; the name is put together only for an error."""
         k = prop.kind
         if value is None:
-            if not prop.nullable and k is not Kind.RESULT:
+            if not prop.nullable and k is not K_RESULT:
                 raise InvalidEntity(f"{where}.{key} cannot be null")
             return None
         try:
-            if k is Kind.STRING:
+            if k is K_STRING:
                 if not isinstance(value, str):
                     raise ValueError(f"must be a string, got {_json_type(value)}")
                 return value
-            if k is Kind.OBJECT:
+            if k is K_OBJECT:
                 if not isinstance(value, dict):
                     raise ValueError(f"must be a JSON object, got {_json_type(value)}")
                 return value
-            if k is Kind.INSTANT:
+            if k is K_INSTANT:
                 return parse_instant(value)
-            if k is Kind.INTERVAL:
+            if k is K_INTERVAL:
                 return parse_interval(value, allow_instant=False)
-            if k is Kind.TIME:
+            if k is K_TIME:
                 return parse_interval(value, allow_instant=True)
         except ValueError as exc:
             raise InvalidEntity(f"{where}.{key}: {exc}") from None

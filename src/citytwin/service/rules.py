@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from citytwin.service.unit import Unit
 
 
+SUMMARY_PARAMS = ("ds", "ps", "pe", "rs", "re", "n", "s", "e", "i")  # see Rules._added
+
+
 class Rules:
     def __init__(self, unit: Unit) -> None:
         self.u = unit
@@ -77,8 +80,16 @@ class Rules:
         # in id order, so that concurrent batches lock the Datastreams in the same order
         for kind in ("Datastream", "MultiDatastream"):
             params = [self._added(s[1], by_stream[s]) for s in sorted(by_stream) if s[0] == kind]
-            if params:
+            if not params:
+                continue
+            together = self._summary_rows_template(kind)
+            if together is None or len(params) == 1:
                 await self.u.w.execute_many(self._summary_template(kind), params)
+                continue
+            lock, update = together
+            columns = {name: [p[name] for p in params] for name in SUMMARY_PARAMS}
+            await self.u.w.execute(lock, {"ds": columns["ds"]})
+            await self.u.w.execute(update, columns)
 
     async def after_insert(
         self, et: EntityType, new_id: int, draft: Draft, row: Mapping[str, Any]
@@ -352,13 +363,43 @@ class Rules:
 
     # --- the Datastream summary ---------------------------------------------------------------
     def _summary_template(self, stream: str) -> Any:
-        return self.u.tables.template(
-            f"summary_added:{stream}", lambda: self._summary_added(stream)
-        )
+        def build() -> Any:
+            params = {n: sa.bindparam(n, type_=t) for n, t in self._summary_columns()}
+            return self._summary_added(stream, params)
 
-    def _summary_added(self, stream: str) -> Any:
+        return self.u.tables.template(f"summary_added:{stream}", build)
+
+    def _summary_rows_template(self, stream: str) -> tuple[Any, Any] | None:
+        """The summary update of many (Multi)Datastreams at once, from one row each given
+        as arrays, and the statement that locks them first in id order (the update's own
+        order is the plan's); None where the dialect binds no arrays."""
+        dialect = self.u.dialect
+        if not dialect.binds_arrays:
+            return None
+
+        def build() -> tuple[Any, Any]:
+            rows = dialect.rows_param("added", self._summary_columns())
+            ds = self._t(stream)
+            lock = (
+                sa.select(ds.c.id)
+                .where(dialect.in_ids_param(ds.c.id, "ds"))
+                .order_by(ds.c.id)
+                .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as the UPDATE takes
+            )
+            return lock, self._summary_added(stream, {n: rows.c[n] for n in SUMMARY_PARAMS})
+
+        found: tuple[Any, Any] = self.u.tables.template(f"summary_added_rows:{stream}", build)
+        return found
+
+    def _summary_columns(self) -> list[tuple[str, Any]]:
+        types = self.u.tables.types
+        counts = ("ds", "n", "i")
+        return [(n, types.id if n in counts else types.time) for n in SUMMARY_PARAMS]
+
+    def _summary_added(self, stream: str, v: dict[str, Any]) -> Any:
+        """UPDATE of a (Multi)Datastream's summary by the values ``v`` of its new
+        Observations (see :meth:`_added`)."""
         ds = self._t(stream)
-        time, ident = self.u.tables.types.time, self.u.tables.types.id
 
         def low(col: Any, value: Any) -> Any:
             return sa.case(
@@ -370,8 +411,7 @@ class Rules:
                 (value.is_(None), col), (sa.or_(col.is_(None), col < value), value), else_=col
             )
 
-        s, e = sa.bindparam("s", type_=time), sa.bindparam("e", type_=time)
-        i = sa.bindparam("i", type_=ident)
+        s, e, i = v["s"], v["e"], v["i"]
         newer = sa.or_(
             ds.c.last_observation_id.is_(None),
             ds.c.last_observation_start < s,
@@ -384,15 +424,13 @@ class Rules:
         )
         return (
             sa.update(ds)
-            .where(ds.c.id == sa.bindparam("ds", type_=ident))
+            .where(ds.c.id == v["ds"])
             .values(
-                phenomenon_time_start=low(
-                    ds.c.phenomenon_time_start, sa.bindparam("ps", type_=time)
-                ),
-                phenomenon_time_end=high(ds.c.phenomenon_time_end, sa.bindparam("pe", type_=time)),
-                result_time_start=low(ds.c.result_time_start, sa.bindparam("rs", type_=time)),
-                result_time_end=high(ds.c.result_time_end, sa.bindparam("re", type_=time)),
-                observation_count=ds.c.observation_count + sa.bindparam("n", type_=ident),
+                phenomenon_time_start=low(ds.c.phenomenon_time_start, v["ps"]),
+                phenomenon_time_end=high(ds.c.phenomenon_time_end, v["pe"]),
+                result_time_start=low(ds.c.result_time_start, v["rs"]),
+                result_time_end=high(ds.c.result_time_end, v["re"]),
+                observation_count=ds.c.observation_count + v["n"],
                 last_observation_id=sa.case((newer, i), else_=ds.c.last_observation_id),
                 last_observation_start=sa.case((newer, s), else_=ds.c.last_observation_start),
                 last_observation_end=sa.case((newer, e), else_=ds.c.last_observation_end),
@@ -411,13 +449,9 @@ class Rules:
         """The parameters of the summary update for new Observations of one Datastream."""
         t = self.u.dialect.time_value
         results = [r["result_time"] for r in rows if r.get("result_time") is not None]
-        latest = min(
+        latest = max(
             rows,
-            key=lambda r: (
-                -_ts(r["phenomenon_time_start"]),
-                -_ts(r["phenomenon_time_end"]),
-                r["id"],
-            ),
+            key=lambda r: (r["phenomenon_time_start"], r["phenomenon_time_end"], -r["id"]),
         )
         return {
             "ds": datastream_id,
@@ -478,10 +512,6 @@ def _stream(row: Mapping[str, Any]) -> tuple[str, int]:
     if row.get("datastream_id") is not None:
         return "Datastream", int(row["datastream_id"])
     return "MultiDatastream", int(row["multi_datastream_id"])
-
-
-def _ts(t: Any) -> float:
-    return float(t.timestamp())
 
 
 def _json(raw: Any) -> Any:

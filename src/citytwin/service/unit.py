@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from citytwin.bus import ChangeEvent, ChangeKind
 from citytwin.errors import InvalidEntity
-from citytwin.model import EntityType, Kind, Navigation, Registry
+from citytwin.model import EntityType, Navigation, Registry
+from citytwin.model.types import K_ANY, K_GEOMETRY, K_INTERVAL, K_OBJECT, K_RESULT, K_TIME
 from citytwin.model.values import Interval, encode_result
 from citytwin.planner.tables import Tables
 from citytwin.service.drafts import Draft, geometry_of
@@ -19,6 +20,7 @@ from citytwin.service.extensions import WriteRule
 from citytwin.service.rules import Rules
 from citytwin.storage.base import Json, Row, Storage, Writer
 
+NONE: frozenset[str] = frozenset()  # what a creation changed: one set shared by all
 OVERLAP_CHUNK = 1000  # rows of a bulk insert the database takes in while the next are made
 
 
@@ -49,7 +51,8 @@ class Unit:
     def note(
         self, et: EntityType, entity_id: int, kind: ChangeKind, changed: Iterable[str] = ()
     ) -> None:
-        self.events.append(ChangeEvent(et.name, entity_id, kind, frozenset(changed)))
+        changes = frozenset(changed)
+        self.events.append(ChangeEvent(et.name, entity_id, kind, changes if changes else NONE))
 
     # --- lookups --------------------------------------------------------------------------
     def table(self, et: EntityType) -> sa.Table:
@@ -106,24 +109,24 @@ class Unit:
             else:
                 continue
             k = prop.kind
-            if k is Kind.INTERVAL or k is Kind.TIME:
+            if k is K_INTERVAL or k is K_TIME:
                 iv: Interval | None = value
                 cols[prop.start] = iv.start if iv else None
                 cols[prop.end] = iv.end if iv else None
-            elif k is Kind.RESULT:
+            elif k is K_RESULT:
                 (
                     cols["result_type"],
                     cols["result_number"],
                     cols["result_string"],
                     cols["result_json"],
                 ) = encode_result(value)
-            elif k is Kind.GEOMETRY:
+            elif k is K_GEOMETRY:
                 cols[prop.column] = None if value is None else Json(value)
                 try:
                     cols[prop.geom] = geometry_of(et, prop, value, enc)
                 except ValueError as exc:
                     raise InvalidEntity(f"{where or et.name}.{prop.name}: {exc}") from None
-            elif k is Kind.OBJECT or k is Kind.ANY:
+            elif k is K_OBJECT or k is K_ANY:
                 cols[prop.column] = None if value is None else Json(value)
             else:
                 cols[prop.column] = value
@@ -181,9 +184,10 @@ class Unit:
                     await self._row(d, i)
                     for d, i in zip(drafts[start:end], each[start:end], strict=True)
                 ]
-                columns = {c for row in chunk for c in row}
-                if any(len(row) != len(columns) for row in chunk):
-                    chunk = [{c: row.get(c) for c in columns} for row in chunk]  # same columns
+                names = chunk[0].keys()
+                if any(row.keys() != names for row in chunk):
+                    columns = {c for row in chunk for c in row}  # the same columns for all
+                    chunk = [{c: row.get(c) for c in columns} for row in chunk]
                 for row, new_id in zip(chunk, ids[start:], strict=False):
                     row["id"] = new_id
                 rows.extend(chunk)
@@ -198,16 +202,15 @@ class Unit:
             if writing is not None:  # the transaction is rolled back only once it is idle
                 await asyncio.gather(writing, return_exceptions=True)
             raise
-        for row, new_id in zip(rows, ids, strict=True):
-            self.note(et, new_id, "created")
-            self.written[(et.name, new_id)] = row
+        self.events += [ChangeEvent(et.name, new_id, "created", NONE) for new_id in ids]
+        self.written.update(zip([(et.name, new_id) for new_id in ids], rows, strict=True))
         await self.rules.after_insert_many(et, drafts, rows)
         return ids
 
     async def _row(self, draft: Draft, implied: Mapping[str, int] | None) -> dict[str, Any]:
         """The columns of a new entity, with its to-one relations created or checked."""
         et = draft.et
-        implied = dict(implied or {})
+        implied = implied or {}
         row = self.columns(et, draft.values, all_props=True, where=draft.where)
         for name, sub in draft.one.items():
             nav = self._nav(et, name)

@@ -242,9 +242,8 @@ class _Writer(_Reader):
         if not params:
             return
         self.wrote = True
-        compiled = [self._sql(stmt, p) for p in params]
-        sql = compiled[0][0]
-        await self._call(lambda: self.conn.executemany(sql, [args for _, args in compiled]))
+        sql, args = self.store.dialect.compile_many(stmt, params)  # type: ignore[arg-type]
+        await self._call(lambda: self.conn.executemany(sql, args))
 
     async def execute_returning(self, stmt: sa.Executable) -> list[Row]:
         self.wrote = True

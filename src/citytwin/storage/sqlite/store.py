@@ -184,8 +184,8 @@ class _Writer(_Reader):
 
         def run(conn: sqlite3.Connection) -> None:
             self._begin(conn)
-            compiled = [self._sql(stmt, p) for p in params]
-            conn.executemany(compiled[0][0], [args for _, args in compiled])
+            sql, args = self.store.dialect.compile_many(stmt, params)  # type: ignore[arg-type]
+            conn.executemany(sql, args)
 
         await self.run(run)
 

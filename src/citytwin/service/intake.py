@@ -1,0 +1,166 @@
+"""Observations that arrive one per message and are taken in many at a time (the MQTT
+create topics).
+
+A message to ``Observations`` or ``Datastreams(x)/Observations`` whose body is a plain
+Observation (its own properties; its Datastream and FeatureOfInterest named by id) is
+checked by the draft parser's rules (:meth:`DraftParser.plain`) and stored with the
+others of its batch by one bulk insert (:meth:`Unit.create_many`, as POSTs that share a
+transaction are), without a request and an answer object each. Every other message, and
+every plain one that cannot be stored that way (a fault in its body, an unknown
+Datastream or FeatureOfInterest, a shared write that failed), is answered as the POST it
+stands for (:meth:`Service.handle_many`), so exactly as over HTTP: the same messages,
+nothing partial stored, one message's fault never costing another its write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from citytwin.errors import CitytwinError, Unavailable
+from citytwin.query.path import Segment, parse_path
+from citytwin.service import VERSIONS, Service
+from citytwin.service.drafts import Draft, DraftParser
+from citytwin.service.messages import Request, Response
+from citytwin.service.unit import Unit
+from citytwin.service.writing import set_up_first
+
+log = logging.getLogger("citytwin.service")
+
+STREAM = "Datastream"
+NAMED = (STREAM, "FeatureOfInterest")  # the relations a plain Observation may name by id
+NOT_PLAIN = -1  # a topic whose messages all go the general way
+
+
+@dataclass(slots=True)
+class Plain:
+    index: int  # among the messages
+    draft: Draft
+    related: dict[str, int]  # Datastream (always) and FeatureOfInterest ids
+
+
+class Intake:
+    """Creates Observations from messages of topics ``<version>/<path>``."""
+
+    def __init__(self, service: Service, base_url: str) -> None:
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.et = service.registry.type("Observation")
+        self.parser = DraftParser(service.registry)
+        self._topics: dict[str, int | None] = {}  # topic -> Datastream of its path, if any
+
+    def request(self, topic_text: str, payload: bytes) -> Request:
+        """The POST that a message on a create topic stands for."""
+        version, _, rest = topic_text.partition("/")
+        return Request(
+            "POST",
+            version,
+            rest,
+            body=payload,
+            content_type="application/json",
+            base_url=self.base_url,
+            minimal=True,  # nobody reads the answer
+        )
+
+    async def create(self, messages: Sequence[tuple[str, bytes]]) -> list[Response | None]:
+        """Store what the messages stand for; for each, None when it is stored as a plain
+        Observation, else the answer its POST got."""
+        plain: list[Plain] = []
+        general: list[int] = []
+        for i, (topic_text, payload) in enumerate(messages):
+            item = self._plain(i, topic_text, payload)
+            if item is None:
+                general.append(i)
+            else:
+                plain.append(item)
+        out: list[Response | None] = [None] * len(messages)
+        if plain:
+            general += await self._store(plain, out)
+        if general:
+            general.sort()
+            requests = [self.request(*messages[i]) for i in general]
+            for i, response in zip(general, await self.service.handle_many(requests), strict=True):
+                out[i] = response
+        return out
+
+    def _plain(self, index: int, topic_text: str, payload: bytes) -> Plain | None:
+        parent = self._parent(topic_text)
+        if parent == NOT_PLAIN:
+            return None
+        try:
+            taken = self.parser.plain(self.et, orjson.loads(payload))
+        except Exception:  # not JSON, or anything else: the general way says what it is
+            return None
+        if taken is None:
+            return None
+        values, related = taken
+        if parent is not None and related.setdefault(STREAM, parent) != parent:
+            return None  # names another Datastream than its path
+        if STREAM not in related or not related.keys() <= set(NAMED):
+            return None  # a MultiDatastream's, or one without a Datastream
+        return Plain(index, Draft(self.et, self.et.name, values=values), related)
+
+    def _parent(self, topic_text: str) -> int | None:
+        """The Datastream a topic's path names (None: ``Observations``), or NOT_PLAIN."""
+        if topic_text not in self._topics:
+            if len(self._topics) >= 10_000:
+                self._topics.clear()
+            self._topics[topic_text] = self._parent_of(topic_text)
+        return self._topics[topic_text]
+
+    def _parent_of(self, topic_text: str) -> int | None:
+        version, _, rest = topic_text.partition("/")
+        if version not in VERSIONS:
+            return NOT_PLAIN
+        try:
+            path = parse_path(rest, self.service.registry)
+        except CitytwinError:
+            return NOT_PLAIN
+        if path.single or path.property is not None or path.ref:
+            return NOT_PLAIN
+        match path.segments:
+            case (Segment(name="Observations"),):
+                return None
+            case (Segment(name="Datastreams", id=int(parent)), Segment(name="Observations")):
+                return parent
+        return NOT_PLAIN
+
+    async def _store(self, plain: list[Plain], out: list[Response | None]) -> list[int]:
+        """Store the plain Observations in one transaction; the indices of those that
+        go the general way instead."""
+        try:
+            return await self._together(plain)
+        except Unavailable as exc:  # each would wait for the database alike
+            for item in plain:
+                out[item.index] = Response.error(exc)
+            return []
+        except Exception as exc:
+            log.debug("a shared write of %d Observations failed (%s); each alone", len(plain), exc)
+            return [item.index for item in plain]
+
+    @set_up_first
+    async def _together(self, plain: list[Plain]) -> list[int]:
+        service = self.service
+        async with service.storage.writer() as w:
+            unit = Unit(service.registry, service.storage, w, extensions=service.write_rules)
+            missing = await _unknown(unit, plain)
+            kept = [item for item in plain if not missing & item.related.items()]
+            if kept:
+                await unit.create_many([item.draft for item in kept], [i.related for i in kept])
+        await service.bus.publish(unit.events)
+        return [item.index for item in plain if missing & item.related.items()]
+
+
+async def _unknown(unit: Unit, plain: list[Plain]) -> set[tuple[str, Any]]:
+    """The (relation, id) pairs the messages name that do not exist, one query a type."""
+    missing: set[tuple[str, Any]] = set()
+    for name in NAMED:
+        named = {item.related[name] for item in plain if name in item.related}
+        if named:
+            found = await unit.existing(unit.registry.type(name), named)
+            missing |= {(name, i) for i in named - found}
+    return missing
