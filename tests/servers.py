@@ -149,6 +149,7 @@ def running_server(workdir: Path, db: str, *extra: str) -> Iterator[StaServer]:
                 str(data_dir),
                 "--db",
                 db,
+                "--insecure",  # these tests act as an all-powerful client; tests/access/ do not
                 *(extra or ("--mqtt", "off")),  # MQTT only where a test asks for it
             ],
             cwd=workdir,  # no ./citytwin.toml from the repository, nothing written there

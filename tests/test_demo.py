@@ -29,8 +29,14 @@ class Demo:
     log: Path
     live_after: float
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The admin key the demo made (access control is on in the demo)."""
+        key = (self.log.parent / "data" / "admin-key.txt").read_text().strip()
+        return {"Authorization": f"Bearer {key}"}
+
     def get(self, path: str) -> Any:
-        resp = httpx.get(f"{self.base}{path}", timeout=30)
+        resp = httpx.get(f"{self.base}{path}", timeout=30, headers=self.headers)
         assert resp.status_code == 200, (path, resp.text)
         return resp.json()
 
@@ -139,13 +145,14 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
             f"{demo.base}/v1.1/TaskingCapabilities({caps[0]['@iot.id']})/Tasks",
             json={"taskingParameters": params},
             timeout=30,
+            headers=demo.headers,
         )
         assert resp.status_code == 201, resp.text
         task = resp.headers["location"]
         deadline = time.monotonic() + 30
         status = None
         while time.monotonic() < deadline:
-            status = httpx.get(task, timeout=10).json().get("status")
+            status = httpx.get(task, timeout=10, headers=demo.headers).json().get("status")
             if status in ("done", "accepted", "rejected", "failed"):
                 break
             time.sleep(0.5)
