@@ -145,3 +145,14 @@ def test_observation_bodies_carry_parameters_only_when_given() -> None:
     assert plain == {"phenomenonTime": "2026-03-02T00:00:00Z", "result": 1.5}
     swapped = observation(Reading("a", "b", START, 0.2, parameters={"meter": "X2"}))
     assert swapped["parameters"] == {"meter": "X2"}
+
+
+def test_a_long_history_is_stored_a_day_at_a_time_and_whole(client: Client) -> None:
+    session = _session(client, history=timedelta(days=2, hours=3))
+    sent = client.call(session.prepare(now=START))
+    steps = (2 * 24 + 3) * 4
+    assert sent == steps * 3
+    got = _counts(client, "fake/counter/0")
+    assert [v for _, v in got] == list(range(1, steps + 1))
+    # values delivered late at a day's end are stored with the next day's, not lost
+    assert len({t for t, _ in got}) == steps

@@ -36,6 +36,7 @@ API = "/v1.1"
 COMMAND_PREFIX = "citytwin/sim/"
 ROWS_PER_REQUEST = 5_000
 CONCURRENT_REQUESTS = 8
+BACKFILL_CHUNK = timedelta(days=1)
 
 
 class SimulationError(Exception):
@@ -224,12 +225,39 @@ def observation(reading: Reading) -> dict[str, Any]:
 
 
 async def backfill(
-    client: Client, platform: Platform, sims: Sequence[DomainSim], until: datetime
+    client: Client,
+    platform: Platform,
+    sims: Sequence[DomainSim],
+    until: datetime,
+    since: datetime | None = None,
 ) -> int:
     """Advance ``sims`` to ``until`` and store everything they produced, each sensor's
-    values in the order it would have delivered them; return the number of Observations."""
-    rows: dict[int, list[tuple[datetime, list[Any]]]] = defaultdict(list)
+    values in the order it would have delivered them; return the number of Observations.
+    With ``since``, the history goes a day at a time, so that a month of it is never held
+    in memory at once."""
+    ends = []
+    if since is not None:
+        t = since + BACKFILL_CHUNK
+        while t < until:
+            ends.append(t)
+            t += BACKFILL_CHUNK
+    ends.append(until)
+    sent = 0
     last_moves: dict[str, Move] = {}
+    for end in ends:
+        sent += await _backfill_until(client, platform, sims, end, last_moves)
+    await asyncio.gather(*(move(client, platform, m) for m in last_moves.values()))
+    return sent
+
+
+async def _backfill_until(
+    client: Client,
+    platform: Platform,
+    sims: Sequence[DomainSim],
+    until: datetime,
+    last_moves: dict[str, Move],
+) -> int:
+    rows: dict[int, list[tuple[datetime, list[Any]]]] = defaultdict(list)
     for sim in sims:
         for event in sim.advance(until):
             if isinstance(event, Move):
@@ -259,7 +287,6 @@ async def backfill(
                 groups, size = [], 0
     if groups:
         sent += await _create(client, groups)
-    await asyncio.gather(*(move(client, platform, m) for m in last_moves.values()))
     return sent
 
 

@@ -109,7 +109,8 @@ class Session:
             for sim in self.sims:  # replay what is stored already
                 sim.advance(resume + timedelta(microseconds=1))
         self.say(f"city set up: {len(self.platform.things)} Things")
-        sent = await backfill(self.client, self.platform, self.sims, now)
+        since = resume if resume is not None and resume > start else start
+        sent = await backfill(self.client, self.platform, self.sims, now, since)
         self.say(f"history stored: {sent} Observations")
         self.started = now
         return sent
