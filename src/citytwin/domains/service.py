@@ -18,7 +18,7 @@ from citytwin.domains.data import DomainData, check_area
 from citytwin.domains.packages import installed
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
-from citytwin.model.values import format_instant, parse_duration, parse_interval
+from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
 from citytwin.storage.base import Storage
 
 KPI_PARAMETERS = ("area", "interval", "bucket")
@@ -167,8 +167,7 @@ def parse_query(
         if end <= start:
             raise BadRequest("KPI interval: it must end after it starts")
     else:  # the last 24 hours, in whole quarter hours so that buckets fall on the clock
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        end = epoch + ((now - epoch) // QUARTER + 1) * QUARTER
+        end = floor_time(now, QUARTER) + QUARTER
         start = end - DEFAULT_PERIOD
     bucket = default_bucket
     if "bucket" in given:

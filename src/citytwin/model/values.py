@@ -127,6 +127,11 @@ def format_utc(dt: datetime) -> str:
     )
 
 
+def floor_time(t: datetime, step: timedelta) -> datetime:
+    """``t`` rounded down to a multiple of ``step`` since 1970-01-01 UTC."""
+    return EPOCH + ((t - EPOCH) // step) * step
+
+
 def to_micros(dt: datetime) -> int:
     return (dt - EPOCH) // _MICRO
 

@@ -14,7 +14,7 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 Coordinates = tuple[float, float]  # (longitude, latitude), WGS 84
@@ -25,16 +25,6 @@ def rng(seed: int, *keys: object) -> random.Random:
     platform, and independent of how many numbers other keys drew."""
     digest = hashlib.blake2b(repr((seed, *keys)).encode(), digest_size=8).digest()
     return random.Random(int.from_bytes(digest, "big"))
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def floor_time(t: datetime, step: timedelta) -> datetime:
-    """``t`` rounded down to a multiple of ``step`` since 1970-01-01 UTC."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((t - epoch) // step) * step
 
 
 @dataclass(frozen=True)

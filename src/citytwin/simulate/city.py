@@ -11,12 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from citytwin.simulate.base import Coordinates, point, polygon, rng
+from citytwin.simulate.base import Coordinates, polygon, rng
 
 M_PER_DEG_LAT = 111_320.0
 BLOCK_M = 100.0  # street spacing
@@ -119,9 +116,6 @@ class City:
             path.append((x, y))
         return path
 
-    def nodes(self) -> list[tuple[int, int]]:
-        return [(ix, iy) for ix in range(self.cols + 1) for iy in range(self.rows + 1)]
-
     def area_of(self, p: Coordinates) -> tuple[str, str]:
         """(district, neighbourhood) holding ``p``; the nearest one for points outside."""
         for hood in self.neighbourhoods:
@@ -180,18 +174,6 @@ class City:
                 ]
             ),
         }
-
-    def write_layers(self, directory: Path) -> list[Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, doc in self.layers().items():
-            path = directory / f"{name}.geojson"
-            path.write_bytes(orjson.dumps(doc))
-            written.append(path)
-        return written
-
-    def centre_point(self) -> dict[str, Any]:
-        return point(self.centre)
 
     # --- generation ----------------------------------------------------------------------
 

@@ -37,13 +37,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from citytwin.domains.energy import kpis as k
+from citytwin.model.values import floor_time
 from citytwin.simulate.base import (
     Capability,
     Event,
     Reading,
     SimThing,
     TaskOutcome,
-    floor_time,
     point,
     rng,
 )

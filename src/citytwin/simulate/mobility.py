@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from citytwin.model.values import floor_time
 from citytwin.simulate.base import (
     Coordinates,
     Event,
@@ -35,7 +36,6 @@ from citytwin.simulate.base import (
     Reading,
     SimThing,
     TaskOutcome,
-    floor_time,
     rng,
 )
 from citytwin.simulate.city import BLOCK_M, City

@@ -20,7 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from citytwin.domains.mobility import DOMAIN
-from citytwin.simulate.base import Coordinates, SimThing, floor_time, point, rng
+from citytwin.model.values import floor_time
+from citytwin.simulate.base import Coordinates, SimThing, point, rng
 from citytwin.simulate.city import BLOCK_M, City
 
 Node = tuple[int, int]

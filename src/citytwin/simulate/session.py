@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 
 from citytwin.domains.base import Domain
+from citytwin.model.values import floor_time
 from citytwin.plugins.manager import domains as installed_domains
 from citytwin.plugins.manager import plugin_manager
-from citytwin.simulate.base import DomainSim, floor_time
+from citytwin.simulate.base import DomainSim
 from citytwin.simulate.city import City
 from citytwin.simulate.mqtt import SimMqtt
 from citytwin.simulate.runner import Client, Live, Platform, backfill, set_up
