@@ -4,12 +4,15 @@ reaches a simulated wallbox, and Ctrl-C (or SIGTERM) stops everything."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.servers import Demo, running_demo
+from tests.servers import CITYTWIN, Demo, _free_port, _live_group_members, running_demo
 
 
 def _observations(demo: Demo) -> int:
@@ -79,3 +82,37 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert status in ("done", "accepted"), status
+
+
+def test_sigterm_while_setting_up_stops_the_demo_and_its_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTWIN_")}
+    env.update(
+        PYTHONUNBUFFERED="1", CITYTWIN_MQTT_PORT=str(_free_port()), CITYTWIN_MQTT_WS_PORT="0"
+    )
+    log = tmp_path / "demo.log"
+    args = ["--port", str(_free_port()), "--data-dir", str(tmp_path / "data"), "--history", "P3D"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(CITYTWIN), "demo", *args],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "is serving" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "live after" not in log.read_text()  # three days of history take a while
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        deadline = time.monotonic() + 15
+        while _live_group_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _live_group_members(proc.pid) == []
+    finally:
+        if proc.poll() is None or _live_group_members(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -79,6 +79,9 @@ def run(
     base = f"http://{_client_host(settings.host)}:{settings.port}"
     log_path = data / "server.log"
     began = time.monotonic()
+    # SIGTERM while the city is being set up ends the demo as Ctrl-C does, so that the
+    # server goes with it (once live, the event loop takes SIGTERM over)
+    signal.signal(signal.SIGTERM, _interrupt)
     with open(log_path, "ab") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "citytwin", "serve"],
@@ -152,6 +155,10 @@ def tour(base: str, mqtt_url: str | None, env: dict[str, str]) -> str:
         ]
     lines += ["", "Stop with Ctrl-C."]
     return "\n".join(lines)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _client_host(host: str) -> str:
