@@ -8,7 +8,9 @@ Hierarchy::
     │   ├── QueryTypeError           400  it parses but its types do not fit (with the position)
     │   ├── InvalidEntity            400  a request body is not a valid entity
     │   └── UnknownQueryOption       400  a `$option` the service does not know or that repeats
-    ├── NotFound                     404  the path names no resource
+    ├── Unauthorized                 401  the API key sent is unknown or revoked
+    ├── Forbidden                    403  the principal may not do this (the message says why)
+    ├── NotFound                     404  the path names no resource (or none the principal may see)
     ├── MethodNotAllowed             405  the path exists but not for this method
     ├── Conflict                     409  the request contradicts stored data
     ├── TooLarge                     413  the request holds more than a limit allows
@@ -62,6 +64,14 @@ class InvalidEntity(BadRequest):
 
 class UnknownQueryOption(BadRequest):
     pass
+
+
+class Unauthorized(CitytwinError):
+    status = 401
+
+
+class Forbidden(CitytwinError):
+    status = 403
 
 
 class NotFound(CitytwinError):

@@ -13,6 +13,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
+from citytwin.access.keys import keys_table, organisations_table
 from citytwin.domains.packages import packages_table
 from citytwin.errors import BadRequest
 from citytwin.planner.tables import EXTRA_COLUMNS
@@ -51,13 +52,16 @@ async def _columns(url: str) -> dict[str, set[str]]:
 def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) -> None:
     store = PostgresStore(pg_url, REGISTRY)
     assert run(store.migrate()) == []  # the template is migrated already
-    assert run(store.schema_version()) == 4
+    assert run(store.schema_version()) == 5
     stored = run(_columns(pg_url))
     for name, table in store.tables.metadata.tables.items():
         assert stored[name] == {c.name for c in table.columns}, name
     assert set(EXTRA_COLUMNS) <= set(store.tables.metadata.tables)
     packages = packages_table(store.dialect.column_types)
     assert stored["domain_packages"] == {c.name for c in packages.columns}
+    for access in (organisations_table, keys_table):
+        table = access(store.dialect.column_types)
+        assert stored[table.name] == {c.name for c in table.columns}
 
 
 def test_a_database_from_a_newer_version_is_refused(pg_url: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
+from citytwin.access.keys import keys_table, organisations_table
 from citytwin.domains.packages import packages_table
 from citytwin.model.values import to_micros
 from citytwin.planner.tables import EXTRA_COLUMNS
@@ -50,9 +51,10 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
         "0003_multidatastreams.sql",
         "0004_tasking.sql",
         "0005_domain_packages.sql",
+        "0006_access.sql",
     ]
     assert run(s.migrate()) == []
-    assert run(s.schema_version()) == 5
+    assert run(s.schema_version()) == 6
     conn = sqlite3.connect(s.path)
     for name, table in s.tables.metadata.tables.items():
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
@@ -61,6 +63,10 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
     packages = packages_table(s.dialect.column_types)
     stored = {row[1] for row in conn.execute("PRAGMA table_info(domain_packages)")}
     assert stored == {c.name for c in packages.columns}
+    for access in (organisations_table, keys_table):
+        table = access(s.dialect.column_types)
+        stored = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
+        assert stored == {c.name for c in table.columns}
     conn.close()
 
 

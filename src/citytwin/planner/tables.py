@@ -18,8 +18,12 @@ from citytwin.model import EntityType, Kind, Registry
 
 # Storage-only columns that are not SensorThings properties, by table: (name, kind).
 EXTRA_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    # the organisation owning a Thing (and everything under it), or having created a
+    # Location or FeatureOfInterest (see citytwin.access)
+    "things": (("org_id", "id"),),
+    "features": (("org_id", "id"),),
     # the FeatureOfInterest generated from this Location, reused by later Observations
-    "locations": (("gen_foi_id", "id"),),
+    "locations": (("gen_foi_id", "id"), ("org_id", "id")),
     # a summary kept current on every write: how many Observations, and the latest one
     # (by phenomenonTime, then end, then lowest id), so that neither needs a scan
     "datastreams": (

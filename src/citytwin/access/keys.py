@@ -1,0 +1,212 @@
+"""Organisations and API keys: created, listed and revoked with the CLI, checked on
+every request that sends one.
+
+A key is 32 random bytes (``secrets.token_urlsafe``), shown once when it is made. Only
+its SHA-256 digest is stored: for high-entropy random tokens a fast hash is right (a
+slow password hash such as bcrypt or Argon2 protects guessable passwords; nobody can
+enumerate 2**256 keys), and it lets a request's key be looked up by its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from citytwin.access import Principal, Role
+from citytwin.errors import BadRequest, Conflict, NotFound, Unauthorized
+from citytwin.planner.dialect import param
+from citytwin.planner.tables import ColumnTypes
+from citytwin.storage.base import Reader, Storage
+
+KEY_PREFIX = "ct_"
+ADMIN_KEY_FILE = "admin-key.txt"
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: its SHA-256 digest, hexadecimal."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@cache
+def organisations_table(types: ColumnTypes) -> sa.Table:
+    """``organisations`` in a backend's column types (its migrations create it)."""
+    return sa.Table(
+        "organisations",
+        sa.MetaData(),
+        sa.Column("id", types.id, primary_key=True),
+        sa.Column("name", types.text, nullable=False),
+        sa.Column("created_at", types.time, nullable=False),
+    )
+
+
+@cache
+def keys_table(types: ColumnTypes) -> sa.Table:
+    """``api_keys``: one row per key, with the digest of the key, never the key."""
+    return sa.Table(
+        "api_keys",
+        sa.MetaData(),
+        sa.Column("id", types.id, primary_key=True),
+        sa.Column("key_hash", types.text, nullable=False),
+        sa.Column("org_id", types.id),
+        sa.Column("role", types.text, nullable=False),
+        sa.Column("name", types.text),
+        sa.Column("created_at", types.time, nullable=False),
+        sa.Column("revoked_at", types.time),
+    )
+
+
+@dataclass(frozen=True)
+class NewKey:
+    id: int
+    key: str  # shown once; only its digest is stored
+
+
+async def create_organisation(storage: Storage, name: str) -> int:
+    name = name.strip()
+    if not name:
+        raise BadRequest("an organisation needs a name")
+    t = organisations_table(storage.dialect.column_types)
+    async with storage.writer() as w:
+        if await w.scalar(sa.select(t.c.id).where(t.c.name == param(name))) is not None:
+            raise Conflict(f"there is already an organisation named {name}")
+        rows = await w.execute_returning(
+            sa.insert(t)
+            .values(name=param(name), created_at=storage.dialect.time_param(datetime.now(UTC)))
+            .returning(t.c.id)
+        )
+    return int(rows[0]["id"])
+
+
+async def organisations(storage: Storage) -> list[dict[str, Any]]:
+    t = organisations_table(storage.dialect.column_types)
+    async with storage.reader() as r:
+        rows = await r.fetch(sa.select(t.c.id, t.c.name).order_by(t.c.id))
+    return [{"id": row["id"], "name": row["name"]} for row in rows]
+
+
+async def _organisation_id(r: Reader, storage: Storage, name: str) -> int:
+    t = organisations_table(storage.dialect.column_types)
+    found = await r.scalar(sa.select(t.c.id).where(t.c.name == param(name)))
+    if found is None:
+        raise NotFound(f"no organisation named {name}; create it with: citytwin orgs create NAME")
+    return int(found)
+
+
+async def create_key(
+    storage: Storage, role: str, organisation: str | None = None, name: str | None = None
+) -> NewKey:
+    """A new API key for ``role`` in the named organisation (admins may have none)."""
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise BadRequest(f"no role {role}; choose admin, operator or reader") from None
+    if parsed is Role.PUBLIC:
+        raise BadRequest("the public role needs no key; choose admin, operator or reader")
+    if organisation is None and parsed is not Role.ADMIN:
+        raise BadRequest(f"a key with the role {role} needs an organisation (--org NAME)")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    t = keys_table(storage.dialect.column_types)
+    async with storage.writer() as w:
+        org_id = None if organisation is None else await _organisation_id(w, storage, organisation)
+        rows = await w.execute_returning(
+            sa.insert(t)
+            .values(
+                key_hash=param(hash_key(key)),
+                org_id=param(org_id),
+                role=param(parsed.value),
+                name=param(name),
+                created_at=storage.dialect.time_param(datetime.now(UTC)),
+            )
+            .returning(t.c.id)
+        )
+    return NewKey(int(rows[0]["id"]), key)
+
+
+async def revoke_key(storage: Storage, key_id: int) -> None:
+    t = keys_table(storage.dialect.column_types)
+    now = storage.dialect.time_param(datetime.now(UTC))
+    async with storage.writer() as w:
+        changed = await w.execute(
+            sa.update(t)
+            .where(t.c.id == param(key_id), t.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    if not changed:
+        raise NotFound(f"no active API key with id {key_id}")
+
+
+async def list_keys(storage: Storage) -> list[dict[str, Any]]:
+    """Every key (without the key itself): id, organisation, role, name, state."""
+    k = keys_table(storage.dialect.column_types)
+    o = organisations_table(storage.dialect.column_types)
+    stmt = (
+        sa.select(k.c.id, o.c.name.label("organisation"), k.c.role, k.c.name, k.c.revoked_at)
+        .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
+        .order_by(k.c.id)
+    )
+    async with storage.reader() as r:
+        rows = await r.fetch(stmt)
+    return [
+        {
+            "id": row["id"],
+            "organisation": row["organisation"],
+            "role": row["role"],
+            "name": row["name"],
+            "revoked": row["revoked_at"] is not None,
+        }
+        for row in rows
+    ]
+
+
+async def authenticate(storage: Storage, key: str) -> Principal:
+    """The principal of an API key; :class:`Unauthorized` for an unknown or revoked key."""
+    k = keys_table(storage.dialect.column_types)
+    o = organisations_table(storage.dialect.column_types)
+    stmt = (
+        sa.select(k.c.id, k.c.org_id, k.c.role, o.c.name.label("organisation"))
+        .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
+        .where(k.c.key_hash == param(hash_key(key)), k.c.revoked_at.is_(None))
+    )
+    async with storage.reader() as r:
+        rows = await r.fetch(stmt)
+    if not rows:
+        raise Unauthorized("the API key is not valid (unknown or revoked)")
+    row = rows[0]
+    return Principal(f"key:{row['id']}", row["org_id"], Role(row["role"]), row["organisation"])
+
+
+async def ensure_admin_key(storage: Storage, data_dir: Path) -> Path | None:
+    """With no active admin key yet, make one and write it to a file only its owner can
+    read; the file's path, or None when an admin key exists already."""
+    k = keys_table(storage.dialect.column_types)
+    async with storage.reader() as r:
+        found = await r.scalar(
+            sa.select(k.c.id).where(k.c.role == param("admin"), k.c.revoked_at.is_(None)).limit(1)
+        )
+    if found is not None:
+        return None
+    new = await create_key(storage, "admin", name="created at first start")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / ADMIN_KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new.key + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def read_admin_key(data_dir: Path) -> str | None:
+    """The admin key written at first start, if its file is there."""
+    path = data_dir / ADMIN_KEY_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
