@@ -130,7 +130,10 @@ def count_writes(client: Client) -> list[int]:
 
 
 def make_client(data_dir: Path, **settings: Any) -> Client:
-    values = {"data_dir": str(data_dir), "mqtt": "off", **settings}
+    """The application on ``data_dir``. Access control is off unless a test asks for
+    ``auth="on"``: the tests of the API's behaviour act as an all-powerful client, and
+    tests/access/ check access control with it on."""
+    values = {"data_dir": str(data_dir), "mqtt": "off", "auth": "off", **settings}
     return Client(create_app(load_settings(values, environ={})))
 
 

@@ -7,12 +7,14 @@ import logging
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
 from citytwin import __version__
+from citytwin.access.cli import keys_group, orgs_group
 from citytwin.errors import ConfigurationError
 from citytwin.model.values import parse_duration
 from citytwin.settings import SETTINGS, Settings, load_settings
@@ -60,6 +62,12 @@ _server_options = [
         default=None,
         help="MQTT: embedded, off, or mqtt://user:password@host:port [setting: mqtt].",
     ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        default=False,
+        help="Switch access control off: anyone may read and write everything [setting: auth].",
+    ),
 ]
 
 
@@ -87,6 +95,23 @@ def _run_server(settings: Settings) -> None:
     if settings.auto_migrate:
         for name in asyncio.run(storage.migrate()):
             click.echo(f"applied migration {name}")
+    if settings.auth == "on":
+        from citytwin.access.keys import ensure_admin_key
+
+        async def first_key() -> Path | None:
+            await storage.open()
+            try:
+                return await ensure_admin_key(storage, Path(settings.data_dir))
+            finally:
+                await storage.close()
+
+        made = asyncio.run(first_key())
+        if made is not None:
+            click.echo(f"created the first admin API key; it is in {made} (readable by you only)")
+    else:
+        from citytwin.http.app import INSECURE
+
+        click.secho(f"WARNING: {INSECURE}", fg="red", bold=True, err=True)
     os.environ.update(settings.as_env())
     os.environ["CITYTWIN_AUTO_MIGRATE"] = "false"  # done once here, not per worker
     click.echo(f"citytwin {__version__} serving {settings.database_url}")
@@ -113,10 +138,18 @@ def serve(
     data_dir: str | None,
     workers: int | None,
     mqtt: str | None,
+    insecure: bool,
 ) -> None:
     """Serve the SensorThings API (and MQTT)."""
     settings = _settings(
-        ctx, host=host, port=port, db=db, data_dir=data_dir, workers=workers, mqtt=mqtt
+        ctx,
+        host=host,
+        port=port,
+        db=db,
+        data_dir=data_dir,
+        workers=workers,
+        mqtt=mqtt,
+        auth="off" if insecure else None,
     )
     _run_server(settings)
 
@@ -223,6 +256,7 @@ def demo(
     data_dir: str | None,
     workers: int | None,
     mqtt: str | None,
+    insecure: bool,
     seconds: float | None,
     seed: int,
     history: str,
@@ -243,6 +277,7 @@ def demo(
         data_dir=data_dir or "citytwin-demo",
         workers=workers,
         mqtt=mqtt,
+        auth="off" if insecure else None,
     )
     options = _options(seed, history, speed, domains, households, vehicles, centre)
     status = live_demo.run(settings, options, click.echo, seconds=seconds)
@@ -266,12 +301,20 @@ def demo(
     default=None,
     help="Stop after this many seconds live (default: never).",
 )
-def simulate(url: str, mqtt_url: str | None, seconds: float | None, **simulation: Any) -> None:
+@click.option(
+    "--api-key",
+    envvar="CITYTWIN_API_KEY",
+    default=None,
+    help="An operator's or admin's API key, sent with every HTTP request [env: CITYTWIN_API_KEY].",
+)
+def simulate(
+    url: str, mqtt_url: str | None, seconds: float | None, api_key: str | None, **simulation: Any
+) -> None:
     """Feed a simulated city to a running platform over HTTP and MQTT."""
     options = _options(**simulation)
 
     async def go() -> None:
-        session = Session(url, options, mqtt_url=mqtt_url, say=click.echo)
+        session = Session(url, options, mqtt_url=mqtt_url, say=click.echo, api_key=api_key)
         try:
             await session.prepare()
             stop = asyncio.Event()
@@ -290,6 +333,10 @@ def simulate(url: str, mqtt_url: str | None, seconds: float | None, **simulation
         raise click.ClickException(f"cannot reach the platform at {url}") from None
     except KeyboardInterrupt:
         pass
+
+
+main.add_command(keys_group)
+main.add_command(orgs_group)
 
 
 @main.group()
@@ -340,7 +387,8 @@ async def _open_platform(settings: Settings) -> Any:
     if settings.auto_migrate:
         await storage.migrate()
     await storage.open()
-    service = Service(registry, storage, Bus(), write_rules=write_rules(pm))
+    # a local command with the database's own credentials: not subject to API keys
+    service = Service(registry, storage, Bus(), write_rules=write_rules(pm), auth=False)
     return service, {d.name: d for d in domains(pm)}
 
 

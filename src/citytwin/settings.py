@@ -46,6 +46,15 @@ def _db_url(value: Any) -> str | None:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address the HTTP server listens on."),
+    Setting(
+        "auth",
+        str,
+        "on",
+        "Access control (docs/security.md): 'on' checks every request against its API key "
+        "(anonymous requests read open data only); 'off' lets anyone read and write "
+        "everything (set by --insecure; only for local experiments).",
+        lambda v: None if v in ("on", "off") else "must be on or off",
+    ),
     Setting("port", int, 8080, "TCP port of the HTTP server.", _port),
     Setting(
         "workers",

@@ -21,6 +21,7 @@ from citytwin.errors import BadRequest
 from citytwin.model import Registry
 from citytwin.model.values import RESULT_FLOAT, RESULT_INT, decode_result
 from citytwin.planner.dialect import param
+from citytwin.planner.filters import Visibility
 from citytwin.storage.base import Storage
 
 CITY = "city"
@@ -71,10 +72,17 @@ class DomainData:
     """Read access for KPI functions; one instance serves one KPI request."""
 
     def __init__(
-        self, storage: Storage, registry: Registry, domains: Sequence[Domain] = ()
+        self,
+        storage: Storage,
+        registry: Registry,
+        domains: Sequence[Domain] = (),
+        visible: Visibility | None = None,
     ) -> None:
         self.storage = storage
         self.registry = registry
+        # what the asking principal may read (None: everything): KPIs are computed from
+        # the Datastreams and Things it may read only
+        self.visible = visible
         self.domains = {d.name: d for d in domains}
         self._streams: list[Stream] | None = None
 
@@ -91,8 +99,10 @@ class DomainData:
         """Every Datastream with its Thing (read once per instance)."""
         if self._streams is None:
             tables = self.storage.tables
-            ds = tables.of(self.registry.type("Datastream"))
+            ds_type = self.registry.type("Datastream")
+            ds = tables.of(ds_type)
             things = tables.of(self.registry.type("Thing"))
+            seen = None if self.visible is None else self.visible(ds_type, ds)
             stmt = (
                 sa.select(
                     ds.c.id,
@@ -104,6 +114,7 @@ class DomainData:
                     things.c.properties.label("thing_properties"),
                 )
                 .select_from(ds.join(things, ds.c.thing_id == things.c.id))
+                .where(*([] if seen is None else [seen]))
                 .order_by(ds.c.id)
             )
             async with self.storage.reader() as r:

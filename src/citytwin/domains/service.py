@@ -6,19 +6,21 @@ only translates; see docs/domains.md for the JSON documents.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from citytwin.access import Principal
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
 from citytwin.domains.packages import installed
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
+from citytwin.planner.filters import Visibility
 from citytwin.storage.base import Storage
 
 KPI_PARAMETERS = ("area", "interval", "bucket")
@@ -37,14 +39,20 @@ class DomainService:
         registry: Registry,
         domains: Sequence[Domain],
         layers_dir: Path | None = None,
+        visibility: Callable[[Principal], Visibility | None] | None = None,
     ) -> None:
         self.storage = storage
         self.registry = registry
         self.domains = {d.name: d for d in domains}
         self.layers_dir = layers_dir
+        # what a principal may read (see citytwin.access); None: everyone reads all
+        self.visibility = visibility
 
-    def data(self) -> DomainData:
-        return DomainData(self.storage, self.registry, tuple(self.domains.values()))
+    def data(self, principal: Principal | None = None) -> DomainData:
+        visible = None
+        if principal is not None and self.visibility is not None:
+            visible = self.visibility(principal)
+        return DomainData(self.storage, self.registry, tuple(self.domains.values()), visible)
 
     def describe(self) -> dict[str, Any]:
         return {"value": [describe(d) for d in self.domains.values()]}
@@ -53,8 +61,14 @@ class DomainService:
         return {"value": await self.data().areas()}
 
     async def kpi(
-        self, domain: str, key: str, params: Sequence[tuple[str, str]], now: datetime | None = None
+        self,
+        domain: str,
+        key: str,
+        params: Sequence[tuple[str, str]],
+        now: datetime | None = None,
+        principal: Principal | None = None,
     ) -> dict[str, Any]:
+        """A KPI computed from the Datastreams ``principal`` may read."""
         found = self.domains.get(domain)
         if found is None:
             known = ", ".join(sorted(self.domains)) or "none"
@@ -65,7 +79,7 @@ class DomainService:
             known = ", ".join(k.key for k in found.kpis)
             raise NotFound(f"domain {domain} has no KPI {key!r}; it has {known}") from None
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
-        result = await kpi.compute(self.data(), query)
+        result = await kpi.compute(self.data(principal), query)
         return render(found, kpi.key, query, result)
 
     async def packages(self) -> dict[str, Any]:

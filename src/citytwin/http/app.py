@@ -21,8 +21,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citytwin import __version__
+from citytwin.access import ANONYMOUS, Principal, Role
+from citytwin.access.keys import ensure_admin_key
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
+from citytwin.errors import CitytwinError
 from citytwin.http import domains as domain_routes
 from citytwin.http import web
 from citytwin.metrics import Metrics
@@ -43,6 +46,12 @@ from citytwin.tasking.dispatch import Dispatcher
 from citytwin.tasking.drivers import DriverContext
 
 log = logging.getLogger("citytwin.http")
+
+INSECURE = (
+    "ACCESS CONTROL IS OFF (auth = off / --insecure): anyone who reaches this server can "
+    "read and change all data, personal data included"
+)
+ADMIN_WHEN_OFF = Principal("auth-off", role=Role.ADMIN)  # with access control off
 
 
 def _base_url(settings: Settings, scope: Scope, host: str | None) -> str:
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         write_rules=write_rules(pm),
         max_batch_requests=settings.max_batch_requests,
         filtered_delete=settings.filtered_delete,
+        auth=settings.auth == "on",
     )
     metrics = Metrics()
     domain_service = DomainService(
@@ -83,6 +93,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         registry,
         domains(pm),
         Path(settings.layers_dir or Path(settings.data_dir) / "layers"),
+        lambda principal: None if (p := service.policy(principal)) is None else p.visible,
     )
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
@@ -127,6 +138,10 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                 log.info("applied migration %s", name)
         await storage.open()
         try:
+            if service.auth and settings.auto_migrate:  # else done once by `citytwin serve`
+                await _first_admin_key(storage, Path(settings.data_dir))
+            elif not service.auth:
+                log.warning(INSECURE)
             await mqtt.start()
             tasks.start(mqtt.ingest.listen)
             thresholds = _settle_heap() if server_process else None
@@ -164,7 +179,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        content_type = host = None
+        content_type = host = key = None
         minimal = False
         prefer: list[str] = []
         for name, value in scope["headers"]:
@@ -172,10 +187,20 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                 content_type = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
+            elif name == b"authorization" or name == b"x-api-key":
+                key = _api_key(name, value.decode("latin-1"))
             elif name == b"prefer":
                 prefer.append(value.decode("latin-1"))
                 minimal = minimal or b"return=minimal" in value.lower().replace(b" ", b"")
+        principal = ANONYMOUS
+        if key is not None and service.auth:
+            try:
+                principal = await service.authenticate(key)
+            except CitytwinError as exc:
+                await _send(send, ServiceResponse.error(exc))
+                return
         req = Request(
+            principal=principal,
             method=scope["method"],
             version=version,
             path=path,
@@ -190,12 +215,18 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         if resp.stream is not None:
             await _send_stream(resp, send)
             return
-        headers = [(b"content-length", str(len(resp.body)).encode())]
-        if resp.content_type and (resp.body or resp.status != 204):
-            headers.append((b"content-type", resp.content_type.encode()))
-        headers += [(k.lower().encode(), v.encode()) for k, v in resp.headers.items()]
-        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        await send({"type": "http.response.body", "body": resp.body})
+        await _send(send, resp)
+
+    async def principal_of(request: HttpRequest) -> Principal:
+        """The principal of a request to the domain API (anonymous with auth off)."""
+        if not service.auth:
+            return ADMIN_WHEN_OFF
+        key = None
+        for name in ("authorization", "x-api-key"):
+            value = request.headers.get(name)
+            if value is not None:
+                key = _api_key(name.encode(), value)
+        return ANONYMOUS if key is None else await service.authenticate(key)
 
     app = CitytwinApp(
         sta_asgi,
@@ -205,7 +236,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
-            *domain_routes.routes(domain_service),
+            *domain_routes.routes(domain_service, principal_of),
             *ui.routes(),
         ],
         lifespan=lifespan,
@@ -271,6 +302,31 @@ async def _send_stream(resp: ServiceResponse, send: Send) -> None:
     finally:
         await resp.stream.aclose()
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _send(send: Send, resp: ServiceResponse) -> None:
+    headers = [(b"content-length", str(len(resp.body)).encode())]
+    if resp.content_type and (resp.body or resp.status != 204):
+        headers.append((b"content-type", resp.content_type.encode()))
+    headers += [(k.lower().encode(), v.encode()) for k, v in resp.headers.items()]
+    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+    await send({"type": "http.response.body", "body": resp.body})
+
+
+def _api_key(header: bytes, value: str) -> str:
+    """The key sent as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` ("" for
+    another scheme: an invalid key, answered 401)."""
+    if header == b"x-api-key":
+        return value.strip()
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _first_admin_key(storage: Any, data_dir: Path) -> None:
+    """Secure by default: with access control on and no admin key yet, make one."""
+    path = await ensure_admin_key(storage, data_dir)
+    if path is not None:
+        log.warning("created the first admin API key; it is in %s (readable by you only)", path)
 
 
 def _local_host(host: str) -> str:

@@ -9,15 +9,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from citytwin.access import Principal
 from citytwin.domains.service import DomainService, dumps
-from citytwin.errors import CitytwinError
+from citytwin.errors import CitytwinError, Forbidden
 
 PREFIX = "/api/v1"
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 
 
-def routes(service: DomainService) -> list[Route]:
+def routes(
+    service: DomainService, principal_of: Callable[[Request], Awaitable[Principal]]
+) -> list[Route]:
+    """The routes; ``principal_of`` names who sends a request (401 for a bad key)."""
+
     async def domains(request: Request) -> Response:
         return Response(dumps(service.describe()), media_type=JSON)
 
@@ -29,6 +34,7 @@ def routes(service: DomainService) -> list[Route]:
             request.path_params["domain"],
             request.path_params["kpi"],
             list(request.query_params.multi_items()),
+            principal=await principal_of(request),
         )
         return Response(dumps(doc), media_type=JSON)
 
@@ -42,6 +48,11 @@ def routes(service: DomainService) -> list[Route]:
         return Response(service.layer(request.path_params["name"]), media_type=GEOJSON)
 
     async def put_layer(request: Request) -> Response:
+        principal = await principal_of(request)
+        if not principal.writes:
+            raise Forbidden(
+                f"storing a layer needs the operator or admin role; {principal.describe()}"
+            )
         new = service.put_layer(request.path_params["name"], await request.body())
         return Response(status_code=201 if new else 204)
 
@@ -63,6 +74,9 @@ def _errors(
         try:
             return await handler(request)
         except CitytwinError as exc:
-            return Response(dumps(exc.to_json()), status_code=exc.status, media_type=JSON)
+            headers = {"WWW-Authenticate": 'Bearer realm="citytwin"'} if exc.status == 401 else None
+            return Response(
+                dumps(exc.to_json()), status_code=exc.status, media_type=JSON, headers=headers
+            )
 
     return wrapped

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,10 @@ _SQL_OPS = {
     "le": lambda a, b: a <= b,
 }
 _TIMES = (T.DATETIME, T.INTERVAL)
+
+
+# the rows of an entity type's table alias the request's principal may see (None: all)
+Visibility = Callable[[EntityType, Any], Sql | None]
 
 
 def paths_in(expr: Expr) -> Iterator[Path]:
@@ -119,8 +123,13 @@ class Compiler:
         *,
         now: datetime | None = None,
         option: str = "$filter",
+        visible: Visibility | None = None,
     ) -> None:
         self.registry = registry
+        # what the request's principal may see; None: everything. Every entity a path
+        # reaches through a relation must be visible, so that a $filter over a hidden
+        # entity matches nothing and reveals nothing
+        self.visible = visible
         self.tables = tables
         self.dialect = dialect
         self.now = now or datetime.now(UTC)
@@ -145,6 +154,11 @@ class Compiler:
 
     def scope(self, et: EntityType) -> Scope:
         return Scope(et, self.alias(et))
+
+    def visibility(self, scope: Scope) -> list[Sql]:
+        """The condition (none or one) for the rows of ``scope`` the principal may see."""
+        cond = None if self.visible is None else self.visible(scope.et, scope.table)
+        return [] if cond is None else [cond]
 
     # --- relations --------------------------------------------------------------------------
     def join_condition(self, src: Scope, nav: Navigation, tgt: Any) -> tuple[list[Any], Sql]:
@@ -249,10 +263,12 @@ class Compiler:
         inner_scope = self.scope(self.registry.target(nav))
         inner_expr = strip_head(expr, head)
         cond, _ = self._bool(inner_expr, inner_scope)
-        found = self.semijoin(scope, nav, inner_scope, cond)
+        seen = self.visibility(inner_scope)
+        found = self.semijoin(scope, nav, inner_scope, sa.and_(cond, *seen))
         if nav.many and self._is_null_test(expr):
             # left-join semantics: with no related entity at all the value is null
-            return sa.or_(found, sa.not_(self.semijoin(scope, nav, inner_scope, None))), False
+            none = self.semijoin(scope, nav, inner_scope, sa.and_(*seen) if seen else None)
+            return sa.or_(found, sa.not_(none)), False
         return found, False
 
     @staticmethod
@@ -287,6 +303,7 @@ class Compiler:
                     froms.extend(items)
                     conds.append(cond)
                     bound[chain] = Scope(target, alias)
+                    conds.extend(self.visibility(bound[chain]))
                 parent = bound[chain]
         inner = Scope(scope.et, scope.table, bound, scope.direct)
         sql, _ = self._leaf(expr, inner)
@@ -362,7 +379,8 @@ class Compiler:
             target = self.registry.target(nav)
             alias = self.alias(target)
             _, join = self.join_condition(scope, nav, alias)
-            sub = SubqueryScope(target, alias, join)
+            seen = self.visibility(Scope(target, alias))
+            sub = SubqueryScope(target, alias, sa.and_(join, *seen) if seen else join)
             return self.path(Path(segs[1:], pos=path.pos), sub)
         raise self.error(f"{et.name} has no property or navigation property '{first}'", path.pos)
 

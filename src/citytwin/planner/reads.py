@@ -22,7 +22,7 @@ from citytwin.model import EntityType, Kind, Navigation, Property, Registry
 from citytwin.model.types import ID_NAMES
 from citytwin.model.values import from_micros, to_micros
 from citytwin.planner.dialect import AnySelect, Dialect, Sql
-from citytwin.planner.filters import Compiler
+from citytwin.planner.filters import Compiler, Visibility
 from citytwin.planner.tables import Tables
 from citytwin.planner.values import Scope, T, Val
 from citytwin.query.ast import Expand, OrderBy, Path, QueryOptions
@@ -91,6 +91,7 @@ class ReadPlanner:
         max_top: int,
         now: datetime | None = None,
         count_limit: int | None = None,
+        visible: Visibility | None = None,
     ) -> None:
         self.registry = registry
         self.tables = tables
@@ -98,7 +99,8 @@ class ReadPlanner:
         self.default_top = default_top
         self.max_top = max_top
         self.count_limit = count_limit  # None: always count exactly
-        self.compiler = Compiler(registry, tables, dialect, now=now)
+        self.compiler = Compiler(registry, tables, dialect, now=now, visible=visible)
+        self.restricted = visible is not None  # the principal may not see everything
 
     # --- resource paths ---------------------------------------------------------------------
     def resolve(self, path: ResourcePath) -> Target:
@@ -107,7 +109,7 @@ class ReadPlanner:
         if et is None:
             raise NotFound(f"no entity set named {first.name}")
         scope = self.compiler.scope(et)
-        conds: list[Sql] = []
+        conds: list[Sql] = self.compiler.visibility(scope)
         if first.id is not None:
             conds.append(scope.col(et.id_column) == first.id)
         target = Target(et, scope, conds, single=first.id is not None, id=first.id)
@@ -130,7 +132,7 @@ class ReadPlanner:
                 cond = self.compiler.semijoin(
                     child, inverse, target.scope, sa.and_(*target.conditions)
                 )
-            conds = [cond]
+            conds = [cond, *self.compiler.visibility(child)]
             if seg.id is not None:
                 conds.append(child.col(child_et.id_column) == seg.id)
             single = seg.id is not None or not nav.many
@@ -338,7 +340,7 @@ class ReadPlanner:
         """Unfiltered counts of Observations, read from the Datastream summary."""
         if target.et.name != "Observation" or options.filter is not None:
             return None
-        if target.parent is None and not target.conditions:
+        if target.parent is None and not target.conditions and not self.restricted:
             sums = []
             for name in STREAMS:
                 ds = self.compiler.alias(self.registry.type(name))
@@ -394,7 +396,8 @@ class ReadPlanner:
         t = scope.table
         sel = self.selection(et, options, top_level=False)
         cols = self.columns(scope, sel, self.fks_for(et, options))
-        where: list[Sql] = []
+        # the latest Observation of a visible stream is visible: no condition needed there
+        where: list[Sql] = self.compiler.visibility(scope)
         if options.filter is not None:
             where.append(self.compiler.condition(options.filter, scope))
         top = min(self.default_top if options.top is None else options.top, self.max_top)

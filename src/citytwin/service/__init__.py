@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from citytwin import __version__
+from citytwin.access import Principal, Role
+from citytwin.access.guard import Guard, require_writer
+from citytwin.access.keys import authenticate
+from citytwin.access.policy import Policy
 from citytwin.bus import Bus
 from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
@@ -87,6 +91,7 @@ class Service:
         write_rules: Sequence[WriteRule] = (),
         max_batch_requests: int = 1000,
         filtered_delete: bool = False,
+        auth: bool = True,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -102,8 +107,35 @@ class Service:
         self.filtered_delete = filtered_delete  # DELETE /Observations?$filter=...
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
+        self.auth = auth  # off: every request may read and write everything
 
-    def planner(self, now: datetime | None = None) -> ReadPlanner:
+    # --- access control (docs/security.md) -----------------------------------------------
+    async def authenticate(self, key: str) -> Principal:
+        """The principal of an API key (:class:`~citytwin.errors.Unauthorized` if bad)."""
+        return await authenticate(self.storage, key)
+
+    def policy(self, principal: Principal | None) -> Policy | None:
+        """What ``principal`` may see and change; None when it may do everything
+        (access control off, an admin, or the service's own work: no principal)."""
+        if not self.auth or principal is None or principal.role is Role.ADMIN:
+            return None
+        return Policy(principal, self.registry, self.storage.tables, self.storage.dialect)
+
+    def guard(self, principal: Principal) -> Guard | None:
+        """The write checks of a request's transaction; None with access control off."""
+        return Guard(principal, self.policy(principal)) if self.auth else None
+
+    def check_writer(self, request: Request) -> None:
+        """Refuse a write of a reader or an anonymous request before it starts."""
+        if self.auth:
+            require_writer(request.principal)
+
+    def planner(
+        self, now: datetime | None = None, principal: Principal | None = None
+    ) -> ReadPlanner:
+        """A read planner for ``principal``: without one it sees everything (the
+        service's own reads); with one, only what the principal may read."""
+        policy = self.policy(principal)
         return ReadPlanner(
             self.registry,
             self.storage.tables,
@@ -112,6 +144,7 @@ class Service:
             max_top=self.max_top,
             count_limit=self.count_limit,
             now=now or datetime.now(UTC),
+            visible=None if policy is None else policy.visible,
         )
 
     def serializer(self, request: Request) -> Serializer:
@@ -176,6 +209,7 @@ class Service:
             return None
         if not request.path.strip("/"):
             return None
+        self.check_writer(request)
         path, options = self._parse(request)
         self._writable_collection(path)
         return (request, path, options) if path.segments[-1].name in BATCHED else None
@@ -199,7 +233,9 @@ class Service:
                 raise MethodNotAllowed("the service root is read-only", ("GET", "HEAD"))
             return Response.json(self.landing_page(request))
         if request.path.strip("/") == "$batch":
-            return await run_batch(self, request)
+            return await run_batch(self, request)  # each request in it is checked
+        if request.method not in ("GET", "HEAD"):
+            self.check_writer(request)
         if is_aggregate(request.path):
             return await aggregate(self, request)
         if request.path.strip("/") == CREATE_OBSERVATIONS:
@@ -225,6 +261,7 @@ class Service:
         commits it and publishes its events."""
         if request.version not in VERSIONS:
             raise NotFound(f"unknown API version {request.version}; use v1.1")
+        self.check_writer(request)
         path, options = self._parse(request)
         return await self._write(request, path, options, unit)
 

@@ -43,10 +43,16 @@ async def aggregate(service: Service, request: Request) -> Response:
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed("$aggregate is read-only", ("GET", "HEAD"))
     agg = _parse(service, request)
-    datastreams = service.storage.tables.of(service.registry.type("Datastream"))
+    ds_type = service.registry.type("Datastream")
+    datastreams = service.storage.tables.of(ds_type)
     exists = sa.select(datastreams.c.id).where(datastreams.c.id == param(agg.datastream))
     stmt = statement(service.registry, service.storage.tables, service.storage.dialect, agg)
+    policy = service.policy(request.principal)
     async with service.storage.reader() as r:
+        seen = None if policy is None else policy.visible(ds_type, datastreams)
+        # a Datastream the principal may not read does not exist
+        if seen is not None and await r.scalar(exists.where(seen)) is None:
+            raise NotFound(f"no such Datastream: {agg.datastream}")
         rows = await r.fetch(stmt)
         # no buckets: tell an empty range from a missing Datastream (not asked otherwise)
         if not rows and await r.scalar(exists) is None:

@@ -200,7 +200,12 @@ class Runner:
         service = self.service
         async with service.storage.writer() as w:
             unit = Unit(
-                service.registry, service.storage, w, datetime.now(UTC), service.write_rules
+                service.registry,
+                service.storage,
+                w,
+                datetime.now(UTC),
+                service.write_rules,
+                service.guard(self.batch.principal),
             )
             group: list[tuple[Part, Post]] = []
             for part in change_set.parts:
@@ -315,6 +320,7 @@ class Runner:
             base_url=self.batch.base_url,
             minimal="return=minimal" in prefer.lower().replace(" ", ""),
             prefer=prefer,
+            principal=self.batch.principal,  # each part acts as the batch's sender
         )
 
     def _locate(self, part: Part) -> tuple[str, str, list[tuple[str, str]]]:

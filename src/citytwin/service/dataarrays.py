@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from citytwin.access import Principal
 from citytwin.errors import BadRequest, CitytwinError, InvalidEntity
 from citytwin.model import EntityType
 from citytwin.query.ast import Expand, QueryOptions
@@ -64,7 +65,7 @@ async def read_data_array(
     expanded, as data arrays."""
     if path.property is not None or path.ref:
         raise BadRequest("$resultFormat=dataArray returns entities, not properties or $ref")
-    target = service.planner().resolve(path)
+    target = service.planner(principal=request.principal).resolve(path)
     et = target.et
     if target.single and et.name == "Observation":
         raise BadRequest("$resultFormat=dataArray applies to collections of Observations")
@@ -85,7 +86,7 @@ async def _observations(
         raise BadRequest("$resultFormat=dataArray takes no $expand on Observations")
     et = target.et
     names = dataarray.components(et, options.select)
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     ser = service.serializer(request)
     # read the properties the components name (and nothing to expand)
     page = planner.page(target, replace(options, select=None))
@@ -124,7 +125,7 @@ async def _expanded(
     # read every Observation property the components need, with the id for "id"
     inner = replace(exp.options, select=None, expand=())
     outer = replace(options, select=None, expand=(Expand(exp.navigation, inner),))
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     ser = service.serializer(request)
     async with service.storage.reader() as r:
         await check_ancestors(r, planner, target)
@@ -252,7 +253,7 @@ async def _store(
         return []
     ser = service.serializer(request)
     try:
-        ids = await _together(service, rows)
+        ids = await _together(service, rows, request.principal)
     except CitytwinError as exc:
         log.debug(
             "%s: storing %d rows together failed (%s); each alone",
@@ -265,7 +266,7 @@ async def _store(
     out: list[str | None] = []
     for row in rows:
         try:
-            (new_id,) = await _together(service, [row])
+            (new_id,) = await _together(service, [row], request.principal)
         except CitytwinError as exc:
             log.debug("%s: %s", row.draft.where, exc)
             out.append(None)
@@ -275,9 +276,15 @@ async def _store(
 
 
 @set_up_first
-async def _together(service: Service, rows: list[Row]) -> list[int]:
+async def _together(service: Service, rows: list[Row], principal: Principal) -> list[int]:
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w, extensions=service.write_rules)
+        unit = Unit(
+            service.registry,
+            service.storage,
+            w,
+            extensions=service.write_rules,
+            access=service.guard(principal),
+        )
         ids = await unit.create_many([r.draft for r in rows], [r.implied for r in rows])
     await service.bus.publish(unit.events)
     return ids

@@ -76,7 +76,7 @@ async def export(
             f"$resultFormat={options.result_format} applies to entities and collections, "
             "not to a property, $value or $ref"
         )
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     target = planner.resolve(path)
     writer = writer_for(layout(service.registry, planner, target.et, options))
     limit = service.max_export_rows

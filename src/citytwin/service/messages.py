@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from citytwin.access import ANONYMOUS, Principal
 from citytwin.errors import CitytwinError, MethodNotAllowed
 
 
@@ -21,6 +22,8 @@ class Request:
     base_url: str = "http://localhost"  # scheme://host[:port][/prefix], no trailing slash
     minimal: bool = False  # "Prefer: return=minimal": writes answer 204 without the entity
     prefer: str = ""  # the Prefer header(s), comma-separated (RFC 7240)
+    # who asks; what it may read and write is decided by the service (citytwin.access)
+    principal: Principal = ANONYMOUS
 
     @property
     def root(self) -> str:
@@ -45,6 +48,8 @@ class Response:
     @classmethod
     def error(cls, exc: CitytwinError) -> Response:
         resp = cls.json(exc.to_json(), exc.status)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="citytwin"'
         if isinstance(exc, MethodNotAllowed) and exc.allowed:
             resp.headers["Allow"] = ", ".join(exc.allowed)
         return resp

@@ -34,7 +34,7 @@ _PAGING = ("$top", "$skip", "$skiptoken")
 async def read(
     service: Service, request: Request, path: ResourcePath, options: QueryOptions
 ) -> Response:
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     ser = service.serializer(request)
     target = planner.resolve(path)
     async with service.storage.reader() as r:

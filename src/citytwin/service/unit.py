@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -19,6 +19,9 @@ from citytwin.service.drafts import Draft, geometry_of
 from citytwin.service.extensions import WriteRule
 from citytwin.service.rules import Rules
 from citytwin.storage.base import Json, Row, Storage, Writer
+
+if TYPE_CHECKING:
+    from citytwin.access.guard import Guard
 
 NONE: frozenset[str] = frozenset()  # what a creation changed: one set shared by all
 OVERLAP_CHUNK = 1000  # rows of a bulk insert the database takes in while the next are made
@@ -34,6 +37,7 @@ class Unit:
         writer: Writer,
         now: datetime | None = None,
         extensions: Sequence[WriteRule] = (),
+        access: Guard | None = None,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -45,7 +49,11 @@ class Unit:
         self.written: dict[tuple[str, int], dict[str, Any]] = {}  # rows this unit inserted
         self.known: set[tuple[str, int]] = set()  # entities found to exist, not deleted since
         self.rules = Rules(self)
-        self.extensions = extensions
+        # the principal's checks (None: access control is off) run before any plugin's
+        self.access = access
+        self.extensions: Sequence[WriteRule] = (
+            extensions if access is None else (access, *extensions)
+        )
 
     # --- events ---------------------------------------------------------------------------
     def note(
@@ -67,10 +75,11 @@ class Unit:
         if (et.name, entity_id) in self.known:
             return
         t = self.table(et)
+        hidden = self._hidden(et, t)
         found = await self.w.scalar(
-            sa.select(sa.literal_column("1")).where(t.c[et.id_column] == entity_id)
+            sa.select(sa.literal_column("1")).where(t.c[et.id_column] == entity_id, *hidden)
         )
-        if found is None:
+        if found is None:  # a hidden entity is answered as a missing one: ids do not leak
             raise InvalidEntity(f"{where}: there is no {et.name} with @iot.id {entity_id}")
         self.known.add((et.name, entity_id))
 
@@ -82,11 +91,21 @@ class Unit:
         def build() -> Any:
             return sa.select(t.c[key]).where(self.dialect.in_ids_param(t.c[key], "ids"))
 
-        query = self.tables.template(f"existing:{et.name}", build)
-        rows = await self.w.fetch(query, {"ids": sorted(set(ids))})
+        hidden = self._hidden(et, t)
+        if hidden:
+            query = sa.select(t.c[key]).where(t.c[key].in_(sorted(set(ids))), *hidden)
+            rows = await self.w.fetch(query)
+        else:
+            query = self.tables.template(f"existing:{et.name}", build)
+            rows = await self.w.fetch(query, {"ids": sorted(set(ids))})
         found = {int(r[0]) for r in rows}
         self.known |= {(et.name, i) for i in found}
         return found
+
+    def _hidden(self, et: EntityType, table: Any) -> list[Any]:
+        """The condition, if any, for the entities the principal may see."""
+        cond = None if self.access is None else self.access.visible(et, table)
+        return [] if cond is None else [cond]
 
     # --- values to columns ----------------------------------------------------------------
     def columns(
@@ -331,6 +350,8 @@ class Unit:
 
     # --- delete ---------------------------------------------------------------------------
     async def delete(self, et: EntityType, entity_id: int) -> None:
+        if self.access is not None:
+            await self.access.before_delete(self, et, entity_id)
         state = await self.rules.before_delete(et, entity_id)
         t = self.table(et)
         await self.w.execute(sa.delete(t).where(t.c[et.id_column] == entity_id))

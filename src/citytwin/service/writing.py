@@ -24,6 +24,7 @@ import jsonpatch
 import jsonpointer
 import sqlalchemy as sa
 
+from citytwin.access import Principal
 from citytwin.errors import (
     BadRequest,
     CitytwinError,
@@ -110,7 +111,7 @@ async def _write(
     """Run ``write`` in a transaction of its own, or in ``shared``, and answer it."""
     if shared is None:
         return await _alone(service, request, path, options, write)
-    planner = service.planner(shared.now)
+    planner = service.planner(shared.now, request.principal)
     done = await write(planner, planner.resolve(path), shared)
     return await _answer(service, request, done, options, shared.w)
 
@@ -120,10 +121,17 @@ async def _alone(
     service: Service, request: Request, path: ResourcePath, options: QueryOptions, write: Write
 ) -> Response:
     """Resolve the path, run one write transaction, announce what it changed, answer."""
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     target = planner.resolve(path)
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
+        unit = Unit(
+            service.registry,
+            service.storage,
+            w,
+            planner.compiler.now,
+            service.write_rules,
+            service.guard(request.principal),
+        )
         done = await write(planner, target, unit)
     await service.bus.publish(unit.events)
     return await _answer(service, request, done, options, None)
@@ -143,13 +151,13 @@ async def _answer(
         # nothing changed this entity after its insert: answer from the row written
         return _created(
             service, service.planner(), request, done.et, done.entity_id, done.fresh, options
-        )
+        )  # only the row just written: nothing the principal may not see
     ser = service.serializer(request)
     created = done.status == 201
     link = ser.self_link(done.et, done.entity_id)
     if request.minimal:
         return _minimal(link if created else None)
-    planner = service.planner()
+    planner = service.planner(principal=request.principal)
     single = ResourcePath((Segment(done.et.set_name, done.entity_id),), single=True)
     target = planner.resolve(single)
     if reader is None:
@@ -256,13 +264,30 @@ async def create_together(
     alone. Those that cannot share the transaction (deep inserts of to-many relations,
     links, paths longer than ``Datastreams(1)/Observations``, $select or $expand) are
     stored alone. When the shared transaction fails, each of its POSTs is tried alone, so
-    that one request's mistake never costs another its write."""
+    that one request's mistake never costs another its write. POSTs of different
+    principals share no transaction: each transaction checks one principal's writes."""
+    groups: dict[Principal, list[int]] = {}
+    for i, (request, _, _) in enumerate(posts):
+        groups.setdefault(request.principal, []).append(i)
+    if len(groups) == 1:
+        return await _create_together(service, posts, posts[0][0].principal)
+    out: list[Response | BaseException | None] = [None] * len(posts)
+    for principal, indexes in groups.items():
+        answers = await _create_together(service, [posts[i] for i in indexes], principal)
+        for i, answer in zip(indexes, answers, strict=True):
+            out[i] = answer
+    return [r for r in out if r is not None]
+
+
+async def _create_together(
+    service: Service, posts: Sequence[Post], principal: Principal
+) -> list[Response | BaseException]:
     together, early = _together(service, posts)
     results: list[Response | BaseException | None] = list(early)
     if len(together) > 1:
         planner = service.planner()
         try:
-            stored = await _store_together(service, planner, together)
+            stored = await _store_together(service, planner, together, principal)
         except Exception as exc:
             log.debug(
                 "a shared write of %d POSTs failed (%s); each is stored alone", len(together), exc
@@ -361,10 +386,17 @@ def _shareable(
 
 @set_up_first
 async def _store_together(
-    service: Service, planner: ReadPlanner, together: Sequence[Together]
+    service: Service, planner: ReadPlanner, together: Sequence[Together], principal: Principal
 ) -> list[tuple[Together, int, dict[str, Any]]]:
     async with service.storage.writer() as w:
-        unit = Unit(service.registry, service.storage, w, planner.compiler.now, service.write_rules)
+        unit = Unit(
+            service.registry,
+            service.storage,
+            w,
+            planner.compiler.now,
+            service.write_rules,
+            service.guard(principal),
+        )
         stored = await _store_in(service, unit, together)
     await service.bus.publish(unit.events)
     return stored
@@ -504,7 +536,11 @@ async def delete_matching(
     async def write(planner: ReadPlanner, target: Target, unit: Unit) -> Response:
         await check_ancestors(unit.w, planner, target)
         match = planner.compiler.condition(condition, target.scope)
-        deleted = await unit.delete_observations(target.scope.table, [*target.conditions, match])
+        conditions = [*target.conditions, match]
+        if unit.access is not None:  # only the principal's own Observations
+            own = unit.access.writable(target.et, target.scope.table)
+            conditions += [] if own is None else [own]
+        deleted = await unit.delete_observations(target.scope.table, conditions)
         return Response.json({"deleted": deleted})
 
     return await _write(service, request, path, options, write, unit)
