@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from citytwin.access.keys import ADMIN_KEY_FILE, read_admin_key
 from citytwin.settings import Settings
 from citytwin.simulate.session import Options, Session
 
@@ -96,7 +97,14 @@ def run(
             return 1
         say(f"citytwin is serving {settings.database_url} at {base}")
         mqtt_url = broker_url(settings, env)
-        return asyncio.run(_simulate(base, mqtt_url, options, env, say, began, seconds))
+        api_key = None
+        if settings.auth == "on":
+            api_key = read_admin_key(data)
+            if api_key is None:
+                say(f"no admin key in {data / ADMIN_KEY_FILE}; the simulator needs one")
+                return 1
+            say(f"the simulator uses the admin key in {data / ADMIN_KEY_FILE}")
+        return asyncio.run(_simulate(base, mqtt_url, options, env, say, began, seconds, api_key))
     except KeyboardInterrupt:
         return 0
     finally:
@@ -116,8 +124,12 @@ async def _simulate(
     say: Callable[[str], None],
     began: float,
     seconds: float | None,
+    api_key: str | None = None,
 ) -> int:
-    session = Session(base, options, mqtt_url=mqtt_url, say=say)
+    # MQTT publishes carry no key yet (docs/security.md): with access control on, the
+    # simulator sends its live values over HTTP with the key
+    publish = None if api_key else mqtt_url
+    session = Session(base, options, mqtt_url=publish, say=say, api_key=api_key)
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")

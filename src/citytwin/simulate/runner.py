@@ -54,17 +54,21 @@ class Platform:
 class Client:
     """HTTP to the platform; every refusal becomes a :class:`SimulationError`."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, api_key: str | None = None) -> None:
         self.http = http
         self._limit = asyncio.Semaphore(CONCURRENT_REQUESTS)
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = dict(self._auth)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         async with self._limit:
             resp = await self.http.request(
                 method,
                 path,
                 content=orjson.dumps(body) if body is not None else None,
-                headers={"Content-Type": "application/json"} if body is not None else None,
+                headers=headers or None,
             )
         if resp.status_code >= 400:
             raise SimulationError(f"{method} {path}: {resp.status_code} {resp.text[:500]}")

@@ -79,10 +79,11 @@ class Session:
         domains: Mapping[str, Domain] | None = None,
         say: Callable[[str], None] = lambda _: None,
         simulators: Mapping[str, Factory] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.options = options
         self.http = http or httpx.AsyncClient(base_url=url, timeout=120)
-        self.client = Client(self.http)
+        self.client = Client(self.http, api_key)  # the key goes with every request
         self.mqtt = SimMqtt(mqtt_url) if mqtt_url else None
         self.domains = dict(domains) if domains is not None else _all_domains()
         self.say = say
