@@ -66,6 +66,7 @@ class Server:
             "127.0.0.1",
             "--port",
             str(self.port),
+            "--insecure",  # measures the API itself; access checks are measured apart
         ]
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("wb") as log:

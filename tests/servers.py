@@ -152,6 +152,7 @@ def running_server(workdir: Path, db: str, *extra: str) -> Iterator[StaServer]:
                 str(data_dir),
                 "--db",
                 db,
+                "--insecure",  # these tests act as an all-powerful client; tests/access/ do not
                 *(extra or ("--mqtt", "off")),  # MQTT only where a test asks for it
             ],
             cwd=workdir,  # no ./citytwin.toml from the repository, nothing written there
@@ -209,8 +210,14 @@ class Demo:
     log: Path
     live_after: float
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The admin key the demo made (access control is on in the demo)."""
+        key = (self.log.parent / "data" / "admin-key.txt").read_text().strip()
+        return {"Authorization": f"Bearer {key}"}
+
     def get(self, path: str) -> Any:
-        resp = httpx.get(f"{self.base}{path}", timeout=30)
+        resp = httpx.get(f"{self.base}{path}", timeout=30, headers=self.headers)
         assert resp.status_code == 200, (path, resp.text)
         return resp.json()
 

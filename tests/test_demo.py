@@ -71,13 +71,14 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
             f"{demo.base}/v1.1/TaskingCapabilities({caps[0]['@iot.id']})/Tasks",
             json={"taskingParameters": params},
             timeout=30,
+            headers=demo.headers,
         )
         assert resp.status_code == 201, resp.text
         task = resp.headers["location"]
         deadline = time.monotonic() + 30
         status = None
         while time.monotonic() < deadline:
-            status = httpx.get(task, timeout=10).json().get("status")
+            status = httpx.get(task, timeout=10, headers=demo.headers).json().get("status")
             if status in ("done", "accepted", "rejected", "failed"):
                 break
             time.sleep(0.5)

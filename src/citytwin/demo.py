@@ -126,10 +126,9 @@ async def _simulate(
     seconds: float | None,
     api_key: str | None = None,
 ) -> int:
-    # MQTT publishes carry no key yet (docs/security.md): with access control on, the
-    # simulator sends its live values over HTTP with the key
-    publish = None if api_key else mqtt_url
-    session = Session(base, options, mqtt_url=publish, say=say, api_key=api_key)
+    # MQTT publishes carry no key yet (docs/security.md): with a key, the simulator sends
+    # its live values over HTTP and takes only Tasks from MQTT
+    session = Session(base, options, mqtt_url=mqtt_url, say=say, api_key=api_key)
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")

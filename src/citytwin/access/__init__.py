@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["ANONYMOUS", "Principal", "Role"]
+__all__ = ["ANONYMOUS", "SYSTEM", "Principal", "Role"]
 
 
 class Role(enum.StrEnum):
@@ -55,3 +55,5 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous")
+# the platform's own requests (handing an authorised Task to its device): not a client
+SYSTEM = Principal("system", role=Role.ADMIN)

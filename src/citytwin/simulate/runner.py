@@ -327,8 +327,12 @@ class Live:
         speed: float = 1.0,
         mqtt: SimMqtt | None = None,
         tick: float = 1.0,
+        readings_over_mqtt: bool = True,
     ) -> None:
         self.client = client
+        # MQTT publishes carry no API key: with access control on, readings go over HTTP
+        # (with the client's key) and MQTT only brings Tasks to the devices
+        self.readings_over_mqtt = readings_over_mqtt
         self.platform = platform
         self.sims = {sim.domain: sim for sim in sims}
         self.start = start
@@ -374,7 +378,7 @@ class Live:
     async def send(self, reading: Reading) -> None:
         ds = self.platform.streams[reading.thing, reading.prop]
         body = observation(reading)
-        if self.mqtt is not None:
+        if self.mqtt is not None and self.readings_over_mqtt:
             self.mqtt.publish(f"v1.1/Datastreams({ds})/Observations", orjson.dumps(body))
         else:
             await self.client.call("POST", f"{API}/Datastreams({ds})/Observations", body)

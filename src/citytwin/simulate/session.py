@@ -81,6 +81,7 @@ class Session:
         simulators: Mapping[str, Factory] | None = None,
         api_key: str | None = None,
     ) -> None:
+        self.api_key = api_key
         self.options = options
         self.http = http or httpx.AsyncClient(base_url=url, timeout=120)
         self.client = Client(self.http, api_key)  # the key goes with every request
@@ -127,6 +128,7 @@ class Session:
             self.started,
             speed=self.options.speed,
             mqtt=self.mqtt,
+            readings_over_mqtt=self.api_key is None,  # keys go over HTTP only
         )
         try:
             await self.live.run(stop)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from citytwin.access import SYSTEM
 from citytwin.bus import ChangeEvent
 from citytwin.service import Request, Service
 from citytwin.storage.base import Json
@@ -94,6 +95,7 @@ class Dispatcher:
             f"Tasks({task_id})",
             query=(("$expand", EXPAND),),
             base_url=self.base_url,
+            principal=SYSTEM,  # the Task's creator was checked when it was stored
         )
         response = await self.service.handle(request)
         if response.status != 200:
