@@ -91,11 +91,16 @@ def test_serve_starts_with_one_command_and_settings_from_file_and_env(tmp_path: 
         assert resp.status_code == 200
         assert resp.json() == {"value": []}
         assert (tmp_path / "data" / "citytwin.db").exists()
+        # access control is on: the first start made an admin key, for its owner only
+        key_file = tmp_path / "data" / "admin-key.txt"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        admin = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+        thing = {"name": "T", "description": "d"}
+        url = f"http://127.0.0.1:{port}/v1.1/Things"
+        assert httpx.post(url, json=thing).status_code == 403
         for i in range(9):
-            httpx.post(
-                f"http://127.0.0.1:{port}/v1.1/Things", json={"name": f"T{i}", "description": "d"}
-            ).raise_for_status()
-        page = httpx.get(f"http://127.0.0.1:{port}/v1.1/Things?$top=100").json()
+            httpx.post(url, json={**thing, "name": f"T{i}"}, headers=admin).raise_for_status()
+        page = httpx.get(f"{url}?$top=100", headers=admin).json()
         assert len(page["value"]) == 7  # max_page_size from the settings file
         assert page["@iot.nextLink"].startswith(f"http://127.0.0.1:{port}/v1.1/Things?")
     finally:
