@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from citytwin.access import ANONYMOUS
 from citytwin.bus import ChangeEvent
 from citytwin.mqtt.ingest import Ingest
 from tests.support import Client, count_writes, datastream, location, thing
@@ -34,7 +35,7 @@ class Reports:
     def __init__(self, ingest: Ingest) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-        async def publish(topic: str, payload: bytes) -> None:
+        async def publish(topic: str, payload: bytes, *sender: object) -> None:
             self.sent.append((topic, orjson.loads(payload)))
 
         ingest.publish = publish
@@ -46,7 +47,7 @@ def ingest_of(client: Client) -> Ingest:
 
 
 def take_in(client: Client, publishes: list[tuple[str, Any]]) -> None:
-    raw = [(t, b if isinstance(b, bytes) else orjson.dumps(b)) for t, b in publishes]
+    raw = [(t, b if isinstance(b, bytes) else orjson.dumps(b), ANONYMOUS) for t, b in publishes]
     outcomes = client.call(ingest_of(client).handle_many(raw))
     assert outcomes == [None] * len(raw)
 
@@ -187,7 +188,8 @@ def test_stored_observations_and_their_notifications_are_those_of_http(
     mqtt = client.app.state.mqtt
     sent: list[tuple[str, bytes]] = []
 
-    async def publish(topic: str, payload: bytes) -> None:
+    async def publish(topic: str, payload: bytes, receives: object) -> None:
+        assert receives is None  # access control off: one notification for all
         sent.append((topic, payload))
 
     mqtt.notifier.publish = publish

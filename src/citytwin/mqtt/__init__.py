@@ -11,11 +11,12 @@ import socket
 from pathlib import Path
 from typing import Protocol
 
+from citytwin.access import Principal, Role
 from citytwin.bus import Bus
 from citytwin.errors import ConfigurationError
 from citytwin.metrics import Metrics
 from citytwin.mqtt.ingest import Ingest
-from citytwin.mqtt.notify import Notifier, Subscriptions
+from citytwin.mqtt.notify import Audiences, Notifier, Receives, Subscriptions
 from citytwin.service import Service
 from citytwin.settings import Settings
 
@@ -27,7 +28,9 @@ class Transport(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def publish(self, topic: str, payload: bytes) -> None: ...
+    async def publish(
+        self, topic: str, payload: bytes, receives: Receives | None = None
+    ) -> None: ...
 
 
 class Mqtt:
@@ -46,8 +49,17 @@ class Mqtt:
             expand=settings.mqtt_expand_topics,
             filter_=settings.mqtt_filter_topics,
         )
-        self.ingest = Ingest(service, self.publish, base_url, settings.mqtt_error_topic, metrics)
-        self.notifier = Notifier(service, self.subscriptions, self.publish, base_url, metrics)
+        # the principal of each client, where the broker tells (the embedded one)
+        self.audiences = Audiences() if settings.mqtt == "embedded" and service.auth else None
+        self.ingest = Ingest(service, self.report, base_url, settings.mqtt_error_topic, metrics)
+        self.notifier = Notifier(
+            service,
+            self.subscriptions,
+            self.publish,
+            base_url,
+            metrics,
+            audiences=self.audiences,
+        )
         self.transport: Transport | None = None
         self.state = "off"
         self._unsubscribe: list[object] = []
@@ -66,6 +78,8 @@ class Mqtt:
                 self.settings.mqtt_ws_port,
                 self.ingest,
                 self.subscriptions,
+                self.service.authenticate if self.audiences is not None else None,
+                self.audiences,
             )
             try:
                 await broker.start()
@@ -128,9 +142,30 @@ class Mqtt:
         await self.transport.stop()
         self.transport = None
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, receives: Receives | None = None) -> None:
+        """Publish on ``topic`` to its subscribers, or to those of them ``receives`` names."""
         if self.transport is not None:
-            await self.transport.publish(topic, payload)
+            await self.transport.publish(topic, payload, receives)
+
+    async def report(
+        self, topic: str, payload: bytes, principal: Principal, sender: str | None
+    ) -> None:
+        """Publish the report of a refused publish (it repeats what was sent): where
+        clients are told apart, only to admins and to clients of the sender's
+        organisation and role; an anonymous sender's only to its own connection."""
+        audiences = self.audiences
+        if audiences is None:
+            await self.publish(topic, payload)
+            return
+        key = None if principal.anonymous else audiences.key(principal)
+
+        def receives(client: str) -> bool:
+            other = audiences.of(client)
+            if other.role is Role.ADMIN or client == sender:
+                return True
+            return key is not None and not other.anonymous and audiences.key(other) == key
+
+        await self.publish(topic, payload, receives)
 
 
 def _public_host(host: str) -> str:

@@ -6,7 +6,12 @@ Two things go beyond a plain broker, both through amqtt's own extension points:
   acknowledges it, by a protocol handler that runs the ingest first; the raw publish is
   not forwarded to subscribers, who receive the created entity as a notification instead;
 * subscriptions are reported to citytwin by a broker plugin, so that notifications are
-  computed for exactly the topics somebody listens to.
+  computed for exactly the topics somebody listens to;
+* with access control on, a client authenticates at CONNECT with an API key as its
+  password (any user name), or as its user name with no password; without either it
+  is anonymous, and a bad key is refused (CONNACK "not authorised"). Its publishes are
+  stored as its principal, and notifications reach it only where its principal may
+  read them (they are delivered to chosen clients, not broadcast by topic).
 
 When the database cannot be reached, a QoS 1 or 2 publish is not acknowledged: the
 connection is closed and the client sends the publish again after reconnecting.
@@ -16,17 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.plugins.base import BasePlugin
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 from amqtt.session import INCOMING
 
-from citytwin.errors import Unavailable
+from citytwin.access import ANONYMOUS, Principal
+from citytwin.errors import CitytwinError, Unavailable
 from citytwin.mqtt.ingest import Ingest
-from citytwin.mqtt.notify import Subscriptions
+from citytwin.mqtt.notify import Audiences, Receives, Subscriptions
+
+Authenticate = Callable[[str], Awaitable[Principal]]  # an API key -> its principal
 
 log = logging.getLogger("citytwin.mqtt")
 
@@ -44,7 +54,7 @@ class _StaHandler(BrokerProtocolHandler):  # type: ignore[misc]
         client = self.session.client_id if self.session else None
         try:
             await self.citytwin.sta_ingest.handle(
-                app_message.topic, bytes(app_message.data), client
+                app_message.topic, bytes(app_message.data), client, self.citytwin.principal(client)
             )
         except Unavailable as exc:
             if app_message.qos == 0:
@@ -64,7 +74,12 @@ class _StaHandler(BrokerProtocolHandler):  # type: ignore[misc]
         except Unavailable as exc:  # QoS 0 is at most once: not stored, and said so
             client = self.session.client_id if self.session else None
             await self.citytwin.sta_ingest.report(
-                app_message.topic, bytes(app_message.data), client, 503, exc.message
+                app_message.topic,
+                bytes(app_message.data),
+                client,
+                503,
+                exc.message,
+                self.citytwin.principal(client),
             )
             return
         await super()._handle_qos0_message_flow(app_message)
@@ -80,11 +95,69 @@ class _StaHandler(BrokerProtocolHandler):  # type: ignore[misc]
 
 class CitytwinBroker(Broker):  # type: ignore[misc]
     def __init__(
-        self, config: dict[str, Any], ingest: Ingest, subscriptions: Subscriptions
+        self,
+        config: dict[str, Any],
+        ingest: Ingest,
+        subscriptions: Subscriptions,
+        authenticate: Authenticate | None = None,
+        audiences: Audiences | None = None,
     ) -> None:
         super().__init__(config)
         self.sta_ingest = ingest
         self.sta_subscriptions = subscriptions
+        self.sta_authenticate = authenticate
+        self.sta_audiences = audiences
+        self._delivering: set[asyncio.Task[Any]] = set()
+
+    def principal(self, client: str | None) -> Principal:
+        """Who a client acts as (anonymous with access control off)."""
+        if self.sta_audiences is None or client is None:
+            return ANONYMOUS
+        return self.sta_audiences.of(client)
+
+    async def sta_connect(self, session: Any) -> bool:
+        """Whether a connecting client may connect; its principal is kept meanwhile."""
+        client = session.client_id
+        if self.sta_authenticate is None or self.sta_audiences is None:
+            return True
+        username, password = session.username or "", session.password or ""
+        principal = ANONYMOUS
+        if username or password:
+            key = password or username  # the key as password, or as user name alone
+            try:
+                principal = await self.sta_authenticate(key)
+            except CitytwinError as exc:  # a bad key, or the database out of reach
+                log.warning("MQTT client %s refused: %s", client, exc.message)
+                self.sta_audiences.forget(client)
+                return False
+        self.sta_audiences.connected(client, principal, session)
+        return True
+
+    async def deliver(self, topic: str, data: bytes, qos: int, receives: Receives) -> None:
+        """Send a message to the subscribers of ``topic`` that ``receives`` names (by
+        client id), as the broker's own broadcast would to all of them."""
+        for topic_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            for session, _qos in subscriptions:
+                if not receives(session.client_id):
+                    continue
+                if session.transitions.state != "connected":
+                    if not session.clean_session:  # kept for the client's return
+                        message = {"session": None, "topic": topic, "data": data}
+                        await self._retain_broadcast_message(message, qos, session)
+                    continue
+                handler = self._get_handler(session)
+                if handler is None:
+                    continue
+                task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
+                self._delivering.add(task)
+                task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[Any]) -> None:
+        self._delivering.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("MQTT delivery failed: %s", task.exception())
 
     async def _handle_message_delivery(
         self, client_session: Any, handler: Any, wait_deliver: asyncio.Future[Any]
@@ -122,6 +195,17 @@ def _broker(context: Any) -> CitytwinBroker:
     return broker
 
 
+class KeyAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """Turns the API key a client connects with into its principal."""
+
+    @dataclass
+    class Config:
+        pass
+
+    async def authenticate(self, *, session: Any) -> bool:
+        return await _broker(self.context).sta_connect(session)
+
+
 class SubscriptionPlugin(BasePlugin[Any]):  # type: ignore[misc]
     """Keeps citytwin's table of subscribed topics in step with the broker."""
 
@@ -133,24 +217,39 @@ class SubscriptionPlugin(BasePlugin[Any]):  # type: ignore[misc]
 
     async def on_broker_client_disconnected(self, *, client_id: str, client_session: Any) -> None:
         if getattr(client_session, "clean_session", True):
-            _broker(self.context).sta_subscriptions.remove_client(client_id)
+            broker = _broker(self.context)
+            broker.sta_subscriptions.remove_client(client_id)
+            if broker.sta_audiences is not None:
+                broker.sta_audiences.forget(client_id, client_session)
 
 
 class EmbeddedBroker:
     def __init__(
-        self, host: str, port: int, ws_port: int, ingest: Ingest, subscriptions: Subscriptions
+        self,
+        host: str,
+        port: int,
+        ws_port: int,
+        ingest: Ingest,
+        subscriptions: Subscriptions,
+        authenticate: Authenticate | None = None,
+        audiences: Audiences | None = None,
     ) -> None:
+        """With ``authenticate`` and ``audiences`` (access control on), clients connect
+        with API keys; without, anyone connects and acts as anonymous."""
         listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
         if ws_port:
             listeners["ws"] = {"type": "ws", "bind": f"{host}:{ws_port}"}
+        checked = authenticate is not None and audiences is not None
+        auth = (
+            {f"{__name__}.KeyAuthPlugin": {}}
+            if checked
+            else {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+        )
         config = {
             "listeners": listeners,
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-                f"{__name__}.SubscriptionPlugin": {},
-            },
+            "plugins": {**auth, f"{__name__}.SubscriptionPlugin": {}},
         }
-        self.broker = CitytwinBroker(config, ingest, subscriptions)
+        self.broker = CitytwinBroker(config, ingest, subscriptions, authenticate, audiences)
 
     async def start(self) -> None:
         """Listen; OSError when a port cannot be had (the caller says so, once: the
@@ -168,5 +267,8 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         await asyncio.wait_for(self.broker.shutdown(), timeout=10)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        await self.broker.internal_message_broadcast(topic, payload, 1)
+    async def publish(self, topic: str, payload: bytes, receives: Receives | None = None) -> None:
+        if receives is None:
+            await self.broker.internal_message_broadcast(topic, payload, 1)
+        else:
+            await self.broker.deliver(topic, payload, 1, receives)

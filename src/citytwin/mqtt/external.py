@@ -13,8 +13,14 @@ citytwin is a client of the broker (MQTT 5, persistent session):
   ``log_dest topic`` with ``log_type subscribe`` and ``log_type unsubscribe``); instances
   keep what they learn as retained messages under ``citytwin/subscriptions/`` so that an
   instance started later knows them too.
-* Notifications carry the user property ``citytwin=notification`` and are ignored as
-  creates; only the instance that made a change announces it.
+* A create is stored as the principal of the API key in its MQTT 5 user property
+  ``api-key``; without one it is anonymous (refused with access control on), with a bad
+  one it is refused (401 on the error topic). The broker passes user properties on to
+  every subscriber of the topic: see docs/security.md for the broker ACLs this needs.
+* Notifications are what an anonymous request may read (open data, with access control
+  on): the broker sends them to whoever subscribes, and citytwin cannot tell who that is.
+  They carry the user property ``citytwin=notification`` and are ignored as creates;
+  only the instance that made a change announces it.
 * The change-event bus travels between instances on ``citytwin/events/<instance>``.
 """
 
@@ -36,12 +42,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from citytwin.access import ANONYMOUS, Principal
 from citytwin.bus import Bus, ChangeEvent
-from citytwin.errors import ConfigurationError
+from citytwin.errors import CitytwinError, ConfigurationError, Unavailable
 from citytwin.metrics import Metrics
 from citytwin.mqtt.ingest import Ingest
 from citytwin.mqtt.link import IngestLink
-from citytwin.mqtt.notify import Subscriptions
+from citytwin.mqtt.notify import Receives, Subscriptions
 from citytwin.mqtt.topics import CREATES, VERSIONS
 from citytwin.mqtt.wire import Publish
 from citytwin.tasking.drivers import ANSWER_PREFIX
@@ -54,6 +61,7 @@ SYS_UNSUBSCRIBE = "$SYS/broker/log/M/unsubscribe"
 REGISTRY = "citytwin/subscriptions"
 EVENTS = "citytwin/events"
 MARK = ("citytwin", "notification")  # user property of our own notifications
+API_KEY = "api-key"  # user property of a publish: the API key it is sent with
 BATCH = 1000  # creates taken from the queue at a time
 _LOG_LINE = re.compile(r"^\d+: (?P<client>\S+) (?:(?P<qos>\d) )?(?P<topic>.+)$")
 
@@ -183,7 +191,9 @@ class ExternalBroker:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, receives: Receives | None = None) -> None:
+        """Publish to every subscriber: the broker's clients cannot be told apart, so
+        ``receives`` is ignored and callers publish here only what anyone may read."""
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.UserProperty = [MARK]
         self.client.publish(topic, payload, qos=1, properties=props)
@@ -220,14 +230,46 @@ class ExternalBroker:
         except Exception:
             log.exception("MQTT message on %s failed", message.topic)
 
+    async def _senders(self, messages: list[Publish]) -> list[Principal | CitytwinError]:
+        """For each message the principal of its API key, or why the key is refused; one
+        look-up a key. Raises Unavailable when the database cannot be reached."""
+        if not self.ingest.service.auth:
+            return [ANONYMOUS] * len(messages)  # access control off: keys are not looked at
+        found: dict[str | None, Principal | CitytwinError] = {None: ANONYMOUS}
+        out = []
+        for message in messages:
+            key = _api_key(message)
+            if key not in found:
+                assert key is not None
+                try:
+                    found[key] = await self.ingest.service.authenticate(key)
+                except Unavailable:
+                    raise
+                except CitytwinError as exc:
+                    found[key] = exc
+            out.append(found[key])
+        return out
+
     async def _create(self, messages: list[Publish]) -> None:
-        """Store creates together (one transaction where they can share it); those that
-        meet an unreachable database wait, unacknowledged: should this process end
-        meanwhile, the broker delivers them again to this client's persistent session."""
+        """Store creates together (one transaction where they can share it), each as the
+        principal of its API key; those that meet an unreachable database wait,
+        unacknowledged: should this process end meanwhile, the broker delivers them again
+        to this client's persistent session."""
         delay = 0.5
         while messages:
             try:
-                outcomes = await self.ingest.handle_many([(m.topic, m.payload) for m in messages])
+                taken: list[tuple[Publish, Principal]] = []
+                for m, sender in zip(messages, await self._senders(messages), strict=True):
+                    if isinstance(sender, Principal):
+                        taken.append((m, sender))
+                    else:  # acknowledged: it is settled by its report
+                        await self.ingest.report(m.topic, m.payload, None, 401, sender.message)
+                messages = [m for m, _ in taken]
+                outcomes = await self.ingest.handle_many(
+                    [(m.topic, m.payload, p) for m, p in taken]
+                )
+            except Unavailable as exc:
+                outcomes = [exc] * len(messages)
             except Exception:
                 log.exception("%d MQTT creates failed", len(messages))
                 return
@@ -287,3 +329,7 @@ class ExternalBroker:
             self.subscriptions.add(str(record["client"]), str(record["topic"]))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("ignoring a malformed subscription record")
+
+
+def _api_key(message: Publish) -> str | None:
+    return next((v for k, v in message.user_properties if k == API_KEY), None)

@@ -9,15 +9,18 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from citytwin.access import ANONYMOUS, Principal
 from citytwin.errors import Unavailable
 from citytwin.metrics import Metrics
 from citytwin.mqtt.topics import is_create_topic, try_parse_topic
 from citytwin.service import Response, Service
-from citytwin.service.intake import Intake
+from citytwin.service.intake import Intake, Message
 
 log = logging.getLogger("citytwin.mqtt")
 
-Publish = Callable[[str, bytes], Awaitable[None]]
+# topic, payload, and the sender (its principal, its client id if known) of the publish
+# the report is about: it goes to clients that act as the sender (citytwin.mqtt.Mqtt.report)
+Publish = Callable[[str, bytes, Principal, str | None], Awaitable[None]]
 Handler = Callable[[str, bytes], Awaitable[None]]
 
 
@@ -64,27 +67,36 @@ class Ingest:
     def error_topic(self, topic_text: str) -> str:
         return f"{self.error_prefix}/{topic_text}"
 
-    async def handle(self, topic_text: str, payload: bytes, sender: str | None = None) -> None:
-        """Store the Observation, or publish why not. Raises Unavailable when the database
-        cannot be reached, so that the publish is not acknowledged and comes again."""
+    async def handle(
+        self,
+        topic_text: str,
+        payload: bytes,
+        sender: str | None = None,
+        principal: Principal = ANONYMOUS,
+    ) -> None:
+        """Store the Observation as ``principal`` (the sender's), or publish why not.
+        Raises Unavailable when the database cannot be reached, so that the publish is
+        not acknowledged and comes again."""
         self.metrics.inc("citytwin_mqtt_received_total")
         handler = self._listener(topic_text)
         if handler is not None:
             await handler(topic_text, payload)
             return
-        response = await self.service.handle(self.intake.request(topic_text, payload))
-        await self._settle(topic_text, payload, sender, response)
+        request = self.intake.request(topic_text, payload, principal)
+        response = await self.service.handle(request)
+        await self._settle(topic_text, payload, sender, response, principal)
 
-    async def handle_many(self, publishes: list[tuple[str, bytes]]) -> list[Unavailable | None]:
-        """Store several publishes together; for each, None when it is settled (stored or
-        reported), Unavailable when the database could not be reached."""
+    async def handle_many(self, publishes: list[Message]) -> list[Unavailable | None]:
+        """Store several publishes (topic, payload, the sender's principal) together; for
+        each, None when it is settled (stored or reported), Unavailable when the database
+        could not be reached."""
         self.metrics.inc("citytwin_mqtt_received_total", len(publishes))
-        handed = [self._listener(t) for t, _ in publishes]
+        handed = [self._listener(t) for t, _, _ in publishes]
         creates = [p for p, h in zip(publishes, handed, strict=True) if h is None]
         answers = iter(await self.intake.create(creates))
         outcomes: list[Unavailable | None] = []
         stored = 0
-        for (topic_text, payload), handler in zip(publishes, handed, strict=True):
+        for (topic_text, payload, principal), handler in zip(publishes, handed, strict=True):
             outcomes.append(None)
             if handler is not None:
                 await handler(topic_text, payload)
@@ -94,14 +106,19 @@ class Ingest:
                 stored += 1
                 continue
             try:
-                await self._settle(topic_text, payload, None, answer)
+                await self._settle(topic_text, payload, None, answer, principal)
             except Unavailable as exc:
                 outcomes[-1] = exc
         self.metrics.inc("citytwin_mqtt_created_total", stored)
         return outcomes
 
     async def _settle(
-        self, topic_text: str, payload: bytes, sender: str | None, response: Response
+        self,
+        topic_text: str,
+        payload: bytes,
+        sender: str | None,
+        response: Response,
+        principal: Principal,
     ) -> None:
         if response.status in (201, 204):
             self.metrics.inc("citytwin_mqtt_created_total")
@@ -109,12 +126,20 @@ class Ingest:
         if response.status == 503:
             raise Unavailable(orjson.loads(response.body).get("message", "unavailable"))
         message = orjson.loads(response.body).get("message", "") if response.body else ""
-        await self.report(topic_text, payload, sender, response.status, message)
+        await self.report(topic_text, payload, sender, response.status, message, principal)
 
     async def report(
-        self, topic_text: str, payload: bytes, sender: str | None, status: int, message: str
+        self,
+        topic_text: str,
+        payload: bytes,
+        sender: str | None,
+        status: int,
+        message: str,
+        principal: Principal = ANONYMOUS,
     ) -> None:
-        """Explain on the error topic why a publish was not stored."""
+        """Explain on the error topic why a publish was not stored; where the broker can
+        tell its clients apart, only to those acting as the sender's principal (and to
+        admins), since the report repeats what was sent."""
         self.metrics.inc("citytwin_mqtt_rejected_total")
         log.warning("refused MQTT publish on %s from %s: %s", topic_text, sender or "?", message)
         report = {
@@ -125,4 +150,4 @@ class Ingest:
             "sender": sender,
             "payload": payload[:2000].decode("utf-8", errors="replace"),
         }
-        await self.publish(self.error_topic(topic_text), orjson.dumps(report))
+        await self.publish(self.error_topic(topic_text), orjson.dumps(report), principal, sender)

@@ -6,6 +6,12 @@ created or updated by this instance it finds the subscriptions the entity belong
 and publishes, for each, exactly what a GET of the entity (with the topic's ``$select``)
 would return. Events from other instances are left to the instance that made them, so
 each change is announced once.
+
+With access control on, a notification is what a GET *of the subscriber's principal*
+returns: where the broker knows its clients' principals (the embedded broker, see
+:class:`Audiences`), the subscribers of a topic are served in groups of principals that
+read alike, each only what its principals may read; elsewhere everybody is served what an
+anonymous request may read (open data).
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from urllib.parse import quote, urlencode
 
 import orjson
 import sqlalchemy as sa
 
+from citytwin.access import ANONYMOUS, Principal, Role
 from citytwin.bus import ChangeEvent
 from citytwin.metrics import Metrics
 from citytwin.model import Registry
@@ -30,7 +37,48 @@ from citytwin.storage.base import Row
 
 log = logging.getLogger("citytwin.mqtt")
 
-Publish = Callable[[str, bytes], Awaitable[None]]
+# topic, payload, and the clients to send it to (None: every subscriber of the topic)
+Receives = Callable[[str], bool]  # by client id
+Publish = Callable[[str, bytes, Receives | None], Awaitable[None]]
+AudienceKey = tuple[Role, int | None]
+
+
+class Audiences:
+    """The principal each client of the broker acts as (set when it connects).
+
+    Principals of one role and organisation read the same: they form one audience, whose
+    notifications are computed once. Admins read everything, whatever their organisation.
+    """
+
+    def __init__(self) -> None:
+        self._principals: dict[str, tuple[Principal, object]] = {}
+
+    def connected(self, client: str, principal: Principal, connection: object = None) -> None:
+        self._principals[client] = (principal, connection)
+
+    def forget(self, client: str, connection: object = None) -> None:
+        """Forget a client's principal; with ``connection``, only if it was set for that
+        one (a client that connected anew meanwhile keeps its new principal)."""
+        found = self._principals.get(client)
+        if found is not None and (connection is None or found[1] is connection):
+            del self._principals[client]
+
+    def of(self, client: str) -> Principal:
+        found = self._principals.get(client)
+        return ANONYMOUS if found is None else found[0]
+
+    @staticmethod
+    def key(principal: Principal) -> AudienceKey:
+        role = principal.role
+        return role, None if role is Role.ADMIN else principal.organisation
+
+    def split(self, clients: Iterable[str]) -> list[tuple[Principal, frozenset[str]]]:
+        """The clients grouped by audience, each group with a principal of it."""
+        groups: dict[AudienceKey, tuple[Principal, set[str]]] = {}
+        for client in clients:
+            principal = self.of(client)
+            groups.setdefault(self.key(principal), (principal, set()))[1].add(client)
+        return [(p, frozenset(cs)) for p, cs in groups.values()]
 
 
 class Subscriptions:
@@ -75,6 +123,10 @@ class Subscriptions:
     def __len__(self) -> int:
         return len(self._clients)
 
+    def clients(self, topic_text: str) -> frozenset[str]:
+        """The clients subscribed to a topic."""
+        return frozenset(self._clients.get(topic_text, ()))
+
     def _type_of(self, topic: Topic) -> str:
         """The entity type whose changes a topic announces."""
         et = self.registry.by_set(topic.path.segments[0].name)
@@ -98,10 +150,13 @@ class Notifier:
         metrics: Metrics,
         *,
         retry_seconds: float = 30.0,
+        audiences: Audiences | None = None,
     ) -> None:
         self.service = service
         self.subscriptions = subscriptions
         self.publish = publish
+        # None: the broker cannot tell its clients apart, everybody is served as anonymous
+        self.audiences = audiences
         self.base_url = base_url.rstrip("/")
         self.metrics = metrics
         self.retry_seconds = retry_seconds
@@ -151,34 +206,51 @@ class Notifier:
                 fetched.append(await self._row(et.table, event.entity_id))
             return fetched[0]
 
-        payloads: dict[tuple[str, str], bytes | None] = {}
+        payloads: dict[tuple[str, str, AudienceKey], bytes | None] = {}
         for topic in topics:
             if topic.is_property and (
                 event.kind != "updated" or topic.path.property not in event.changed
             ):
                 continue
-            if not await self._matches(topic, event, row):
-                continue
-            if topic.is_property:
-                key = (topic.version, f"property:{topic.path.property}")
-            else:
-                key = (topic.version, self._query_of(topic))
-            if key not in payloads:
-                payloads[key] = await self._payload(topic, et.set_name, event.entity_id)
-            payload = payloads[key]
-            if payload is not None:
-                await self.publish(topic.text, payload)
-                self.metrics.inc("citytwin_mqtt_notifications_total")
+            for principal, receives in self._audiences(topic):
+                if not await self._matches(topic, event, row, principal):
+                    continue
+                if topic.is_property:
+                    query = f"property:{topic.path.property}"
+                else:
+                    query = self._query_of(topic)
+                key = (topic.version, query, Audiences.key(principal))
+                if key not in payloads:
+                    payloads[key] = await self._payload(
+                        topic, et.set_name, event.entity_id, principal
+                    )
+                payload = payloads[key]
+                if payload is not None:
+                    await self.publish(topic.text, payload, receives)
+                    self.metrics.inc("citytwin_mqtt_notifications_total")
+
+    def _audiences(self, topic: Topic) -> list[tuple[Principal, Receives | None]]:
+        """Who is served a topic's notification: (as which principal, which clients)."""
+        if self.audiences is None or not self.service.auth:
+            return [(ANONYMOUS, None)]
+        return [
+            (principal, clients.__contains__)
+            for principal, clients in self.audiences.split(self.subscriptions.clients(topic.text))
+        ]
 
     # --- which subscriptions an entity belongs to ---------------------------------------------
     async def _matches(
-        self, topic: Topic, event: ChangeEvent, row: Callable[[], Awaitable[Row | None]]
+        self,
+        topic: Topic,
+        event: ChangeEvent,
+        row: Callable[[], Awaitable[Row | None]],
+        principal: Principal,
     ) -> bool:
         segs = topic.path.segments
         if len(segs) == 1:
             if segs[0].id is not None and segs[0].id != event.entity_id:
                 return False
-            return topic.options.filter is None or await self._in_target(topic, event)
+            return topic.options.filter is None or await self._in_target(topic, event, principal)
         if (
             len(segs) == 2
             and segs[0].id is not None
@@ -194,11 +266,12 @@ class Notifier:
             if inverse.fk is not None:
                 found = await row()
                 return found is not None and found[inverse.fk] == segs[0].id
-        return await self._in_target(topic, event)
+        return await self._in_target(topic, event, principal)
 
-    async def _in_target(self, topic: Topic, event: ChangeEvent) -> bool:
-        """The general test: is the entity among those the topic's path and filter name?"""
-        planner = self.service.planner()
+    async def _in_target(self, topic: Topic, event: ChangeEvent, principal: Principal) -> bool:
+        """The general test: is the entity among those the topic's path and filter name,
+        as far as ``principal`` may see them?"""
+        planner = self.service.planner(principal=principal)
         target = planner.resolve(topic.path)
         conds = list(target.conditions)
         conds.append(target.scope.col(target.et.id_column) == event.entity_id)
@@ -225,15 +298,20 @@ class Notifier:
         opts = replace(topic.options, filter=None)
         return urlencode(unparse.option_pairs(opts), quote_via=quote, safe="$")
 
-    async def _payload(self, topic: Topic, set_name: str, entity_id: int) -> bytes | None:
-        """The body of GET on the entity (or its property), retried while storage is down."""
+    async def _payload(
+        self, topic: Topic, set_name: str, entity_id: int, principal: Principal
+    ) -> bytes | None:
+        """The body of GET on the entity (or its property) by ``principal``, retried while
+        storage is down; None when the principal may not read it."""
         if topic.is_property:
             path = f"{set_name}({entity_id})/{topic.path.property}"
             query: list[tuple[str, str]] = []
         else:
             path = f"{set_name}({entity_id})"
             query = unparse.option_pairs(replace(topic.options, filter=None))
-        request = Request("GET", topic.version, path, query, base_url=self.base_url)
+        request = Request(
+            "GET", topic.version, path, query, base_url=self.base_url, principal=principal
+        )
         delay = 0.2
         waited = 0.0
         while True:

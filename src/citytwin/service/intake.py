@@ -10,6 +10,11 @@ every plain one that cannot be stored that way (a fault in its body, an unknown
 Datastream or FeatureOfInterest, a shared write that failed), is answered as the POST it
 stands for (:meth:`Service.handle_many`), so exactly as over HTTP: the same messages,
 nothing partial stored, one message's fault never costing another its write.
+
+Each message carries the principal of its sender. Messages of one principal share a
+transaction, which checks the principal's writes as any other write does (the
+:class:`~citytwin.access.guard.Guard` of the bulk insert); a sender that may not write at
+all goes the general way at once and gets the refusal an HTTP POST gets.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from citytwin.access import ANONYMOUS, Principal
 from citytwin.errors import CitytwinError, Unavailable
 from citytwin.query.path import Segment, parse_path
 from citytwin.service import VERSIONS, Service
@@ -35,10 +41,13 @@ STREAM = "Datastream"
 NAMED = (STREAM, "FeatureOfInterest")  # the relations a plain Observation may name by id
 NOT_PLAIN = -1  # a topic whose messages all go the general way
 
+Message = tuple[str, bytes, Principal]  # topic, payload, the sender's principal
+
 
 @dataclass(slots=True)
 class Plain:
     index: int  # among the messages
+    principal: Principal
     draft: Draft
     related: dict[str, int]  # Datastream (always) and FeatureOfInterest ids
 
@@ -53,8 +62,8 @@ class Intake:
         self.parser = DraftParser(service.registry)
         self._topics: dict[str, int | None] = {}  # topic -> Datastream of its path, if any
 
-    def request(self, topic_text: str, payload: bytes) -> Request:
-        """The POST that a message on a create topic stands for."""
+    def request(self, topic_text: str, payload: bytes, principal: Principal = ANONYMOUS) -> Request:
+        """The POST that a message on a create topic stands for, sent by ``principal``."""
         version, _, rest = topic_text.partition("/")
         return Request(
             "POST",
@@ -64,22 +73,28 @@ class Intake:
             content_type="application/json",
             base_url=self.base_url,
             minimal=True,  # nobody reads the answer
+            principal=principal,
         )
 
-    async def create(self, messages: Sequence[tuple[str, bytes]]) -> list[Response | None]:
-        """Store what the messages stand for; for each, None when it is stored as a plain
-        Observation, else the answer its POST got."""
+    async def create(self, messages: Sequence[Message]) -> list[Response | None]:
+        """Store what the messages (topic, payload, sender's principal) stand for; for
+        each, None when it is stored as a plain Observation, else the answer its POST got."""
         plain: list[Plain] = []
         general: list[int] = []
-        for i, (topic_text, payload) in enumerate(messages):
-            item = self._plain(i, topic_text, payload)
+        for i, (topic_text, payload, principal) in enumerate(messages):
+            item = None
+            if not self.service.auth or principal.writes:
+                item = self._plain(i, topic_text, payload, principal)
             if item is None:
                 general.append(i)
             else:
                 plain.append(item)
         out: list[Response | None] = [None] * len(messages)
-        if plain:
-            general += await self._store(plain, out)
+        by_sender: dict[Principal, list[Plain]] = {}
+        for item in plain:
+            by_sender.setdefault(item.principal, []).append(item)
+        for items in by_sender.values():
+            general += await self._store(items, out)
         if general:
             general.sort()
             requests = [self.request(*messages[i]) for i in general]
@@ -87,7 +102,9 @@ class Intake:
                 out[i] = response
         return out
 
-    def _plain(self, index: int, topic_text: str, payload: bytes) -> Plain | None:
+    def _plain(
+        self, index: int, topic_text: str, payload: bytes, principal: Principal
+    ) -> Plain | None:
         parent = self._parent(topic_text)
         if parent == NOT_PLAIN:
             return None
@@ -102,7 +119,7 @@ class Intake:
             return None  # names another Datastream than its path
         if STREAM not in related or not related.keys() <= set(NAMED):
             return None  # a MultiDatastream's, or one without a Datastream
-        return Plain(index, Draft(self.et, self.et.name, values=values), related)
+        return Plain(index, principal, Draft(self.et, self.et.name, values=values), related)
 
     def _parent(self, topic_text: str) -> int | None:
         """The Datastream a topic's path names (None: ``Observations``), or NOT_PLAIN."""
@@ -130,8 +147,8 @@ class Intake:
         return NOT_PLAIN
 
     async def _store(self, plain: list[Plain], out: list[Response | None]) -> list[int]:
-        """Store the plain Observations in one transaction; the indices of those that
-        go the general way instead."""
+        """Store the plain Observations of one sender in one transaction; the indices of
+        those that go the general way instead."""
         try:
             return await self._together(plain)
         except Unavailable as exc:  # each would wait for the database alike
@@ -146,7 +163,13 @@ class Intake:
     async def _together(self, plain: list[Plain]) -> list[int]:
         service = self.service
         async with service.storage.writer() as w:
-            unit = Unit(service.registry, service.storage, w, extensions=service.write_rules)
+            unit = Unit(
+                service.registry,
+                service.storage,
+                w,
+                extensions=service.write_rules,
+                access=service.guard(plain[0].principal),  # one sender's, see create()
+            )
             missing = await _unknown(unit, plain)
             kept = [item for item in plain if not missing & item.related.items()]
             if kept:
