@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 def free_port() -> int:
@@ -42,6 +44,8 @@ class MqttClient:
     version: int = paho.MQTTv311
     clean: bool = True
     websocket: bool = False
+    username: str | None = None
+    password: str | None = None
     received: list[Message] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -55,9 +59,19 @@ class MqttClient:
         )
         if self.websocket:
             self.client.ws_set_options(path="/mqtt")
+        if self.username is not None or self.password is not None:
+            self.client.username_pw_set(self.username or "", self.password)
         self.client.on_message = self._on_message
         connected = threading.Event()
-        self.client.on_connect = lambda *args: connected.set()
+        self.refusal: Any = None  # the broker's reason, if it refused the connection
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            if reason.is_failure:
+                self.refusal = reason
+                client.disconnect()  # no retries
+            connected.set()
+
+        self.client.on_connect = on_connect
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
         assert connected.wait(10), f"{self.name} could not connect to port {self.port}"
@@ -73,9 +87,15 @@ class MqttClient:
             assert result == paho.MQTT_ERR_SUCCESS
         time.sleep(0.3)  # let the broker (and citytwin) register the subscriptions
 
-    def publish(self, topic: str, payload: Any, qos: int = 1) -> None:
+    def publish(self, topic: str, payload: Any, qos: int = 1, user_properties: Any = None) -> None:
+        """Publish and wait for the acknowledgement; ``user_properties`` (MQTT 5 only):
+        [(name, value), ...]."""
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        info = self.client.publish(topic, body, qos=qos)
+        props = None
+        if user_properties:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.UserProperty = list(user_properties)
+        info = self.client.publish(topic, body, qos=qos, properties=props)
         info.wait_for_publish(timeout=10)
         assert info.is_published(), f"no acknowledgement for {topic}"
 

@@ -1,0 +1,249 @@
+"""Who may do what over MQTT on the embedded broker (docs/security.md): clients connect
+with API keys, publishes are stored as their sender, notifications reach a client only
+where a GET of its principal would return them. Real paho clients, both backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import orjson
+import pytest
+
+from citytwin.access import ANONYMOUS
+from citytwin.mqtt.ingest import Ingest
+from tests.access.test_matrix import OWNERSHIP, ROLES, expected
+from tests.access.world import PERSONAL_RESULT, World, build
+from tests.mqtt.support import MqttClient, free_port
+from tests.support import Client
+
+ERRORS = "citytwin/errors"
+STREAMS = (*OWNERSHIP, "open-personal")
+# the Datastreams each principal may read (the city's operator and reader, the utility's
+# operator: the utility owns "other", "open" and "open-personal")
+READABLE = {
+    "admin": set(STREAMS),
+    "operator": {"own", "open", "personal"},
+    "reader": {"own", "open"},
+    "utility": {"other", "open", "open-personal"},
+    "anonymous": {"open"},
+}
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def world(new_client: Callable[..., Client], port: int) -> World:
+    return build(
+        new_client,
+        mqtt="embedded",
+        mqtt_port=port,
+        mqtt_ws_port=0,
+        service_root_url="http://testserver",
+    )
+
+
+def connect(world: World, port: int, who: str, name: str | None = None) -> MqttClient:
+    """A client of ``who``: the key as password (the reader's: as user name alone)."""
+    key = world.keys[who]
+    name = name or f"{who}-{free_port()}"
+    if key is None:
+        return MqttClient(port, name)
+    if who == "reader":
+        return MqttClient(port, name, username=key)
+    return MqttClient(port, name, username=f"{who} dashboard", password=key)
+
+
+@pytest.fixture
+def clients(world: World, port: int) -> Iterator[dict[str, MqttClient]]:
+    with ExitStack() as stack:
+        made = {}
+        for who in READABLE:
+            made[who] = connect(world, port, who)
+            stack.callback(made[who].close)
+        yield made
+
+
+def stored(world: World, result: float) -> int:
+    found = world.as_("admin", "GET", f"Observations?$filter=result eq {result}&$count=true")
+    return int(found["@iot.count"])
+
+
+def errors(client: MqttClient) -> list[dict[str, Any]]:
+    return [m.json() for m in list(client.received) if m.topic.startswith(ERRORS + "/")]
+
+
+def test_a_bad_key_is_refused_at_connect(world: World, port: int) -> None:
+    bad = MqttClient(port, "intruder", username="x", password="not-a-key")
+    try:
+        assert bad.refusal is not None
+        assert "authori" in str(bad.refusal).lower()
+    finally:
+        bad.close()
+    alone = MqttClient(port, "key-as-name", username="not-a-key")  # the key as user name
+    try:
+        assert alone.refusal is not None
+    finally:
+        alone.close()
+    for who in READABLE:
+        good = connect(world, port, who)
+        try:
+            assert good.refusal is None, who
+        finally:
+            good.close()
+
+
+@pytest.mark.parametrize("ownership", OWNERSHIP)
+@pytest.mark.parametrize("role", ROLES)
+def test_publish_is_stored_as_its_sender(
+    world: World, port: int, role: str, ownership: str
+) -> None:
+    """The same answer as an HTTP POST (tests/access/test_matrix.py), on the error topic."""
+    result = 1000 + ROLES.index(role) * 10 + OWNERSHIP.index(ownership) + 0.5
+    topic = f"v1.1/Datastreams({world.streams[ownership]})/Observations"
+    status = expected(role, "create", ownership)
+    client = connect(world, port, role)
+    try:
+        client.subscribe(f"{ERRORS}/{topic}")
+        client.publish(topic, {"result": result})
+        if status == 201:
+            assert stored(world, result) == 1
+            assert client.quiet(f"{ERRORS}/{topic}", 0.3) == []
+            return
+        [report] = client.wait(f"{ERRORS}/{topic}")
+    finally:
+        client.close()
+    body = report.json()
+    assert body["code"] == status, body
+    assert stored(world, result) == 0
+    if status == 403:
+        why = "operator or admin role" if role in ("reader", "anonymous") else "organisation"
+        assert why in body["message"]
+        if role == "anonymous":
+            assert "anonymous" in body["message"]
+    else:  # hidden from the sender: as if it did not exist, as over HTTP
+        assert body["message"] == "no such Datastream"
+
+
+def test_a_refusal_is_reported_to_the_senders_organisation_only(
+    world: World, port: int, clients: dict[str, MqttClient]
+) -> None:
+    spy = connect(world, port, "anonymous")
+    try:
+        spy.subscribe("#")
+        for c in clients.values():
+            c.subscribe(f"{ERRORS}/#")
+        topic = f"v1.1/Datastreams({world.streams['open']})/Observations"
+        clients["operator"].publish(topic, {"result": 555.5})
+        [mine] = clients["operator"].wait(f"{ERRORS}/{topic}")
+        assert "another organisation" in mine.json()["message"]
+        clients["admin"].wait(f"{ERRORS}/{topic}")
+        for who in ("reader", "utility", "anonymous"):
+            assert clients[who].quiet(f"{ERRORS}/{topic}", 0.2) == [], who
+        assert not [m for m in spy.received if b"555.5" in m.payload]
+    finally:
+        spy.close()
+
+
+def test_notifications_reach_only_who_may_read_them(
+    world: World, port: int, clients: dict[str, MqttClient]
+) -> None:
+    spy = connect(world, port, "anonymous")  # everything, by wildcard
+    try:
+        spy.subscribe("#")
+        topics = {o: f"v1.1/Datastreams({world.streams[o]})/Observations" for o in STREAMS}
+        for c in clients.values():
+            c.subscribe("v1.1/Observations", *topics.values())
+        results = {o: 7000 + i + 0.25 for i, o in enumerate(STREAMS)}
+        created = {o: world.observation(o, results[o]) for o in STREAMS}
+        for who, c in clients.items():
+            readable = READABLE[who]
+            got = c.wait("v1.1/Observations", len(readable))
+            assert {m.json()["result"] for m in got} == {results[o] for o in readable}, who
+            for ownership, topic in topics.items():
+                notes = c.wait(topic) if ownership in readable else c.quiet(topic, 0.05)
+                assert len(notes) == (ownership in readable), (who, ownership)
+                if notes:  # exactly what a GET of the client's principal returns
+                    url = f"Observations({created[ownership]})"
+                    assert notes[0].json() == world.as_(who, "GET", url)
+            assert c.quiet("v1.1/Observations", 0.1) == got  # nothing more arrived
+        secret = [results[o] for o in STREAMS if o != "open"] + list(PERSONAL_RESULT.values())
+        leaked = [m for m in spy.received if any(str(r).encode() in m.payload for r in secret)]
+        assert leaked == []
+    finally:
+        spy.close()
+
+
+def test_personal_streams_reach_their_own_operators_only(
+    world: World, port: int, clients: dict[str, MqttClient]
+) -> None:
+    for c in clients.values():
+        c.subscribe("v1.1/Observations?$select=result")
+    for ownership in ("personal", "open-personal"):
+        world.observation(ownership, PERSONAL_RESULT[ownership])
+    expected_by = {
+        "admin": set(PERSONAL_RESULT.values()),
+        "operator": {PERSONAL_RESULT["personal"]},
+        "utility": {PERSONAL_RESULT["open-personal"]},
+    }
+    for who, c in clients.items():
+        want = expected_by.get(who, set())
+        topic = "v1.1/Observations?$select=result"
+        got = c.wait(topic, len(want)) if want else c.quiet(topic, 0.5)
+        assert {m.json()["result"] for m in c.quiet(topic, 0.2)} == want, who
+        assert len(got) == len(want)
+
+
+def test_bulk_publishes_are_checked_per_sender(world: World, port: int) -> None:
+    """The path of an external broker's batches (Ingest.handle_many): each message as
+    its own sender's principal, several senders in one batch."""
+    service = world.client.app.state.service
+    ingest: Ingest = world.client.app.state.mqtt.ingest
+    principals = {
+        who: world.client.call(service.authenticate(key))
+        for who, key in world.keys.items()
+        if key is not None
+    }
+    principals["anonymous"] = ANONYMOUS
+    admin = connect(world, port, "admin")
+    try:
+        admin.subscribe(f"{ERRORS}/#")
+        batch: list[tuple[str, bytes, Any]] = []
+        cases = []
+        for i, (role, ownership) in enumerate(
+            (r, o) for r in ("admin", "operator", "reader", "anonymous") for o in OWNERSHIP
+        ):
+            result = 3000 + i + 0.5
+            ds = world.streams[ownership]
+            body = {"result": result}
+            if i % 2:  # the other create topic: the Datastream in the body
+                topic, body = "v1.1/Observations", {**body, "Datastream": {"@iot.id": ds}}
+            else:
+                topic = f"v1.1/Datastreams({ds})/Observations"
+            batch.append((topic, orjson.dumps(body), principals[role]))
+            cases.append((role, ownership, result))
+        outcomes = world.client.call(ingest.handle_many(batch))
+        assert outcomes == [None] * len(batch)
+        want = {}
+        for (topic, _, _), (role, ownership, result) in zip(batch, cases, strict=True):
+            status = expected(role, "create", ownership)
+            if status == 404 and topic == "v1.1/Observations":
+                status = 400  # a hidden Datastream named in the body, as over HTTP
+            if status != 201:
+                want[result] = status
+        deadline = time.monotonic() + 10
+        while len(errors(admin)) < len(want) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        got = {orjson.loads(r["payload"])["result"]: r["code"] for r in errors(admin)}
+        assert got == want
+    finally:
+        admin.close()
+    for role, ownership, result in cases:
+        want = 1 if expected(role, "create", ownership) == 201 else 0
+        assert stored(world, result) == want, (role, ownership)
