@@ -20,6 +20,12 @@ def _observations(demo: Demo) -> int:
     return count
 
 
+def _metrics(demo: Demo) -> dict[str, float]:
+    text = httpx.get(f"{demo.base}/metrics", timeout=10).text
+    pairs = (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(value) for name, value in pairs}
+
+
 def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
     with running_demo(tmp_path, "--history", "P1D", "--speed", "60", "--households", "60") as demo:
         output = demo.log.read_text()
@@ -59,6 +65,10 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
         while _observations(demo) <= before and time.monotonic() < deadline:
             time.sleep(1)
         assert _observations(demo) > before
+        # the live readings came over MQTT, as the simulator's key's principal
+        counts = _metrics(demo)
+        assert counts["citytwin_mqtt_created_total"] > 0
+        assert counts["citytwin_mqtt_rejected_total"] == 0
 
         # a dimming Task reaches a simulated wallbox, which answers
         caps = demo.get(

@@ -305,16 +305,35 @@ def demo(
     "--api-key",
     envvar="CITYTWIN_API_KEY",
     default=None,
-    help="An operator's or admin's API key, sent with every HTTP request [env: CITYTWIN_API_KEY].",
+    help="An operator's or admin's API key, sent with every HTTP request and as the MQTT "
+    "password [env: CITYTWIN_API_KEY].",
+)
+@click.option(
+    "--readings-over-http",
+    is_flag=True,
+    help="Send live readings over HTTP even with --mqtt (for an external broker, which "
+    "cannot pass the API key of the connection on to citytwin).",
 )
 def simulate(
-    url: str, mqtt_url: str | None, seconds: float | None, api_key: str | None, **simulation: Any
+    url: str,
+    mqtt_url: str | None,
+    seconds: float | None,
+    api_key: str | None,
+    readings_over_http: bool,
+    **simulation: Any,
 ) -> None:
     """Feed a simulated city to a running platform over HTTP and MQTT."""
     options = _options(**simulation)
 
     async def go() -> None:
-        session = Session(url, options, mqtt_url=mqtt_url, say=click.echo, api_key=api_key)
+        session = Session(
+            url,
+            options,
+            mqtt_url=mqtt_url,
+            say=click.echo,
+            api_key=api_key,
+            readings_over_mqtt=not readings_over_http,
+        )
         try:
             await session.prepare()
             stop = asyncio.Event()

@@ -104,7 +104,12 @@ def run(
                 say(f"no admin key in {data / ADMIN_KEY_FILE}; the simulator needs one")
                 return 1
             say(f"the simulator uses the admin key in {data / ADMIN_KEY_FILE}")
-        return asyncio.run(_simulate(base, mqtt_url, options, env, say, began, seconds, api_key))
+        # the embedded broker takes the key as the connection's password; an external
+        # one cannot pass it on, so the readings go over HTTP there
+        over_mqtt = api_key is None or settings.mqtt == "embedded"
+        return asyncio.run(
+            _simulate(base, mqtt_url, options, env, say, began, seconds, api_key, over_mqtt)
+        )
     except KeyboardInterrupt:
         return 0
     finally:
@@ -125,10 +130,16 @@ async def _simulate(
     began: float,
     seconds: float | None,
     api_key: str | None = None,
+    readings_over_mqtt: bool = True,
 ) -> int:
-    # MQTT publishes carry no key yet (docs/security.md): with a key, the simulator sends
-    # its live values over HTTP and takes only Tasks from MQTT
-    session = Session(base, options, mqtt_url=mqtt_url, say=say, api_key=api_key)
+    session = Session(
+        base,
+        options,
+        mqtt_url=mqtt_url,
+        say=say,
+        api_key=api_key,
+        readings_over_mqtt=readings_over_mqtt,
+    )
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")

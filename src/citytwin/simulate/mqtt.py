@@ -12,8 +12,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class SimMqtt:
-    def __init__(self, url: str) -> None:
-        """``url``: mqtt://[user:password@]host:port of the platform's broker."""
+    def __init__(self, url: str, api_key: str | None = None) -> None:
+        """``url``: mqtt://[user:password@]host:port of the platform's broker. Without a
+        user in it, ``api_key`` is the connection's password: the embedded broker's
+        clients act as the key's principal (docs/mqtt.md)."""
         parts = urlsplit(url)
         if parts.scheme != "mqtt" or not parts.hostname:
             raise ValueError(f"expected mqtt://host:port, not {url!r}")
@@ -28,6 +30,8 @@ class SimMqtt:
         )
         if parts.username:
             self.client.username_pw_set(parts.username, parts.password)
+        elif api_key:
+            self.client.username_pw_set("citytwin-simulator", api_key)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.max_queued_messages_set(0)

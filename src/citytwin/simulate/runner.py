@@ -330,8 +330,7 @@ class Live:
         readings_over_mqtt: bool = True,
     ) -> None:
         self.client = client
-        # MQTT publishes carry no API key: with access control on, readings go over HTTP
-        # (with the client's key) and MQTT only brings Tasks to the devices
+        # false: readings go over HTTP (with the client's key), MQTT only brings Tasks
         self.readings_over_mqtt = readings_over_mqtt
         self.platform = platform
         self.sims = {sim.domain: sim for sim in sims}

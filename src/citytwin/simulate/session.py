@@ -80,12 +80,18 @@ class Session:
         say: Callable[[str], None] = lambda _: None,
         simulators: Mapping[str, Factory] | None = None,
         api_key: str | None = None,
+        readings_over_mqtt: bool = True,
     ) -> None:
+        """``api_key`` goes with every HTTP request and is the MQTT connection's password;
+        live readings go over MQTT (if ``mqtt_url`` is given) unless
+        ``readings_over_mqtt`` is false: a broker that cannot take the key as the
+        connection's credentials (an external one) would refuse them as anonymous."""
         self.api_key = api_key
+        self.readings_over_mqtt = readings_over_mqtt
         self.options = options
         self.http = http or httpx.AsyncClient(base_url=url, timeout=120)
         self.client = Client(self.http, api_key)  # the key goes with every request
-        self.mqtt = SimMqtt(mqtt_url) if mqtt_url else None
+        self.mqtt = SimMqtt(mqtt_url, api_key) if mqtt_url else None
         self.domains = dict(domains) if domains is not None else _all_domains()
         self.say = say
         self.factories = simulators
@@ -128,7 +134,7 @@ class Session:
             self.started,
             speed=self.options.speed,
             mqtt=self.mqtt,
-            readings_over_mqtt=self.api_key is None,  # keys go over HTTP only
+            readings_over_mqtt=self.readings_over_mqtt,
         )
         try:
             await self.live.run(stop)
