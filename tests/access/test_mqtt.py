@@ -247,3 +247,26 @@ def test_bulk_publishes_are_checked_per_sender(world: World, port: int) -> None:
     for role, ownership, result in cases:
         want = 1 if expected(role, "create", ownership) == 201 else 0
         assert stored(world, result) == want, (role, ownership)
+
+
+def test_a_persistent_session_gets_what_it_missed_and_only_that(world: World, port: int) -> None:
+    """Notifications for an operator whose session is kept while it is away wait for it;
+    an anonymous kept session does not get them."""
+    topic = f"v1.1/Datastreams({world.streams['own']})/Observations"
+    key = world.keys["operator"]
+    for who in ("operator", "anonymous"):
+        creds = {"username": "op", "password": key} if who == "operator" else {}
+        first = MqttClient(port, f"kept-{who}", clean=False, **creds)
+        first.subscribe(topic)
+        first.close()
+    world.observation("own", 4444.5)
+    time.sleep(0.5)
+    back = MqttClient(port, "kept-operator", clean=False, username="op", password=key)
+    stranger = MqttClient(port, "kept-anonymous", clean=False)
+    try:
+        [note] = back.wait(topic)
+        assert note.json()["result"] == 4444.5
+        assert stranger.quiet(topic, 0.5) == []
+    finally:
+        back.close()
+        stranger.close()

@@ -49,7 +49,10 @@ class Principal:
     def describe(self) -> str:
         """How messages name the principal ("this request is anonymous", ...)."""
         if self.anonymous:
-            return "this request is anonymous (send an API key: Authorization: Bearer <key>)"
+            return (
+                "this request is anonymous (send an API key: over HTTP as Authorization: "
+                "Bearer <key>, over MQTT as docs/mqtt.md says)"
+            )
         org = f" of organisation {self.organisation_name}" if self.organisation_name else ""
         return f"the API key {self.identity.removeprefix('key:')}{org} has the role {self.role}"
 
