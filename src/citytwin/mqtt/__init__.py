@@ -11,12 +11,13 @@ import socket
 from pathlib import Path
 from typing import Protocol
 
-from citytwin.access import Principal, Role
+from citytwin.access import Principal
 from citytwin.bus import Bus
 from citytwin.errors import ConfigurationError
 from citytwin.metrics import Metrics
+from citytwin.mqtt.audiences import Audiences, Receives
 from citytwin.mqtt.ingest import Ingest
-from citytwin.mqtt.notify import Audiences, Notifier, Receives, Subscriptions
+from citytwin.mqtt.notify import Notifier, Subscriptions
 from citytwin.service import Service
 from citytwin.settings import Settings
 
@@ -157,14 +158,7 @@ class Mqtt:
         if audiences is None:
             await self.publish(topic, payload)
             return
-        key = None if principal.anonymous else audiences.key(principal)
-
-        def receives(client: str) -> bool:
-            other = audiences.of(client)
-            if other.role is Role.ADMIN or client == sender:
-                return True
-            return key is not None and not other.anonymous and audiences.key(other) == key
-
+        receives = audiences.reported_to(principal, sender)
         await self.publish(topic, payload, receives)
 
 

@@ -33,8 +33,9 @@ from amqtt.session import INCOMING
 
 from citytwin.access import ANONYMOUS, Principal
 from citytwin.errors import CitytwinError, Unavailable
+from citytwin.mqtt.audiences import Audiences, Receives
 from citytwin.mqtt.ingest import Ingest
-from citytwin.mqtt.notify import Audiences, Receives, Subscriptions
+from citytwin.mqtt.notify import Subscriptions
 
 Authenticate = Callable[[str], Awaitable[Principal]]  # an API key -> its principal
 

@@ -46,9 +46,10 @@ from citytwin.access import ANONYMOUS, Principal
 from citytwin.bus import Bus, ChangeEvent
 from citytwin.errors import CitytwinError, ConfigurationError, Unavailable
 from citytwin.metrics import Metrics
+from citytwin.mqtt.audiences import Receives
 from citytwin.mqtt.ingest import Ingest
 from citytwin.mqtt.link import IngestLink
-from citytwin.mqtt.notify import Receives, Subscriptions
+from citytwin.mqtt.notify import Subscriptions
 from citytwin.mqtt.topics import CREATES, VERSIONS
 from citytwin.mqtt.wire import Publish
 from citytwin.tasking.drivers import ANSWER_PREFIX

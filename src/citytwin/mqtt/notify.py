@@ -19,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from urllib.parse import quote, urlencode
 
 import orjson
 import sqlalchemy as sa
 
-from citytwin.access import ANONYMOUS, Principal, Role
+from citytwin.access import ANONYMOUS, Principal
 from citytwin.bus import ChangeEvent
 from citytwin.metrics import Metrics
 from citytwin.model import Registry
+from citytwin.mqtt.audiences import AudienceKey, Audiences, Receives
 from citytwin.mqtt.topics import Topic, try_parse_topic
 from citytwin.query import unparse
 from citytwin.service import Request, Service
@@ -38,47 +39,7 @@ from citytwin.storage.base import Row
 log = logging.getLogger("citytwin.mqtt")
 
 # topic, payload, and the clients to send it to (None: every subscriber of the topic)
-Receives = Callable[[str], bool]  # by client id
 Publish = Callable[[str, bytes, Receives | None], Awaitable[None]]
-AudienceKey = tuple[Role, int | None]
-
-
-class Audiences:
-    """The principal each client of the broker acts as (set when it connects).
-
-    Principals of one role and organisation read the same: they form one audience, whose
-    notifications are computed once. Admins read everything, whatever their organisation.
-    """
-
-    def __init__(self) -> None:
-        self._principals: dict[str, tuple[Principal, object]] = {}
-
-    def connected(self, client: str, principal: Principal, connection: object = None) -> None:
-        self._principals[client] = (principal, connection)
-
-    def forget(self, client: str, connection: object = None) -> None:
-        """Forget a client's principal; with ``connection``, only if it was set for that
-        one (a client that connected anew meanwhile keeps its new principal)."""
-        found = self._principals.get(client)
-        if found is not None and (connection is None or found[1] is connection):
-            del self._principals[client]
-
-    def of(self, client: str) -> Principal:
-        found = self._principals.get(client)
-        return ANONYMOUS if found is None else found[0]
-
-    @staticmethod
-    def key(principal: Principal) -> AudienceKey:
-        role = principal.role
-        return role, None if role is Role.ADMIN else principal.organisation
-
-    def split(self, clients: Iterable[str]) -> list[tuple[Principal, frozenset[str]]]:
-        """The clients grouped by audience, each group with a principal of it."""
-        groups: dict[AudienceKey, tuple[Principal, set[str]]] = {}
-        for client in clients:
-            principal = self.of(client)
-            groups.setdefault(self.key(principal), (principal, set()))[1].add(client)
-        return [(p, frozenset(cs)) for p, cs in groups.values()]
 
 
 class Subscriptions:
