@@ -144,7 +144,12 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
                 if not receives(session.client_id):
                     continue
                 if session.transitions.state != "connected":
-                    if not session.clean_session:  # kept for the client's return
+                    # kept for the client's return, but not for anonymous clients: their
+                    # queues would grow without bound (amqtt keeps none for them either)
+                    if (
+                        not session.clean_session
+                        and not self.principal(session.client_id).anonymous
+                    ):
                         message = {"session": None, "topic": topic, "data": data}
                         await self._retain_broadcast_message(message, qos, session)
                     continue
