@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from citytwin.access import ANONYMOUS
+from citytwin.mqtt.audiences import Audiences
 from citytwin.mqtt.ingest import Ingest
 from tests.access.test_matrix import OWNERSHIP, ROLES, expected
 from tests.access.world import PERSONAL_RESULT, World, build
@@ -270,3 +271,40 @@ def test_a_persistent_session_gets_what_it_missed_and_only_that(world: World, po
     finally:
         back.close()
         stranger.close()
+
+
+def test_a_notification_is_computed_once_per_audience(
+    world: World, port: int, clients: dict[str, MqttClient]
+) -> None:
+    """Clients of one role and organisation share one GET; each still gets its copy."""
+    notifier = world.client.app.state.mqtt.notifier
+    asked: list[tuple[str, Any]] = []
+    payload = notifier._payload
+
+    async def counted(topic: Any, set_name: str, entity_id: int, principal: Any) -> Any:
+        asked.append((topic.text, Audiences.key(principal)))
+        return await payload(topic, set_name, entity_id, principal)
+
+    topic = f"v1.1/Datastreams({world.streams['open']})/Observations"
+    second = connect(world, port, "operator")
+    try:
+        for c in (*clients.values(), second):
+            c.subscribe(topic)
+        notifier._payload = counted
+        try:
+            world.observation("open", 6060.5)
+            for c in (*clients.values(), second):
+                [note] = c.wait(topic)
+                assert note.json()["result"] == 6060.5
+        finally:
+            del notifier._payload
+    finally:
+        second.close()
+    assert sorted(asked) == sorted({(topic, Audiences.key(p)) for p in audiences(world)})
+    assert len(asked) == len(READABLE)  # not one per client
+
+
+def audiences(world: World) -> list[Any]:
+    service = world.client.app.state.service
+    keys = [k for k in world.keys.values() if k is not None]
+    return [world.client.call(service.authenticate(k)) for k in keys] + [ANONYMOUS]
