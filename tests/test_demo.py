@@ -31,6 +31,7 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
         output = demo.log.read_text()
         assert f"{demo.base}/v1.1" in output  # the tour names the URLs to open
         assert "curl" in output
+        assert '-P "$(cat ' in output  # the MQTT example sends the admin key
         domains = {d["name"] for d in demo.get("/api/v1/domains")["value"]}
         assert domains == {"energy", "mobility", "water", "environment"}
         areas = [a["id"] for a in demo.get("/api/v1/areas")["value"]]

@@ -143,7 +143,7 @@ async def _simulate(
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")
-        say(tour(base, mqtt_url, env))
+        say(tour(base, mqtt_url, env, keyed=api_key is not None and readings_over_mqtt))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
@@ -156,7 +156,9 @@ async def _simulate(
         await session.close()
 
 
-def tour(base: str, mqtt_url: str | None, env: dict[str, str]) -> str:
+def tour(base: str, mqtt_url: str | None, env: dict[str, str], *, keyed: bool = False) -> str:
+    """What to open and try; ``keyed``: the broker takes API keys (access control on),
+    and the demo city is not open data, so the MQTT example sends the admin key."""
     lines = [
         "",
         "Open the city:",
@@ -172,8 +174,10 @@ def tour(base: str, mqtt_url: str | None, env: dict[str, str]) -> str:
     ]
     if mqtt_url:
         port = mqtt_url.rsplit(":", 1)[-1]
+        key_file = Path(env.get("CITYTWIN_DATA_DIR", ".")).resolve() / ADMIN_KEY_FILE
+        key = f' -u demo -P "$(cat {key_file})"' if keyed else ""
         lines += [
-            f"  mosquitto_sub -p {port} -t 'v1.1/Observations' -v    (every new Observation)",
+            f"  mosquitto_sub -p {port}{key} -t 'v1.1/Observations' -v    (every new Observation)",
         ]
     lines += ["", "Stop with Ctrl-C."]
     return "\n".join(lines)
