@@ -308,3 +308,24 @@ def audiences(world: World) -> list[Any]:
     service = world.client.app.state.service
     keys = [k for k in world.keys.values() if k is not None]
     return [world.client.call(service.authenticate(k)) for k in keys] + [ANONYMOUS]
+
+
+def test_nobody_publishes_as_citytwin(world: World, port: int) -> None:
+    """A client's publish on a notification or error topic would pass for citytwin's:
+    the broker drops it (creates on create topics are taken in as always)."""
+    listener = connect(world, port, "admin")
+    faker = connect(world, port, "operator")
+    thing_topic = f"v1.1/Things({world.things['own']})"
+    error_topic = f"{ERRORS}/v1.1/Datastreams({world.streams['own']})/Observations"
+    try:
+        listener.subscribe(thing_topic, error_topic)
+        faker.publish(thing_topic, {"name": "fake"})
+        faker.publish(error_topic, {"code": 400, "message": "fake"})
+        assert listener.quiet(thing_topic, 0.3) == []
+        assert listener.quiet(error_topic, 0.1) == []
+        world.as_("admin", "PATCH", thing_topic.removeprefix("v1.1/"), {"description": "real"})
+        [note] = listener.wait(thing_topic)
+        assert note.json()["description"] == "real"
+    finally:
+        listener.close()
+        faker.close()

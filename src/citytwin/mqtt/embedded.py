@@ -11,7 +11,8 @@ Two things go beyond a plain broker, both through amqtt's own extension points:
   password (any user name), or as its user name with no password; without either it
   is anonymous, and a bad key is refused (CONNACK "not authorised"). Its publishes are
   stored as its principal, and notifications reach it only where its principal may
-  read them (they are delivered to chosen clients, not broadcast by topic).
+  read them (they are delivered to chosen clients, not broadcast by topic); clients'
+  publishes on notification and error topics are dropped, so none passes for citytwin's.
 
 When the database cannot be reached, a QoS 1 or 2 publish is not acknowledged: the
 connection is closed and the client sends the publish again after reconnecting.
@@ -110,6 +111,15 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
         self.sta_audiences = audiences
         self._delivering: set[asyncio.Task[Any]] = set()
 
+    def _citytwins(self, topic: str) -> bool:
+        """With access control on, the topics where only citytwin publishes: those of
+        notifications and of refusal reports (a client's publish there would pass for
+        citytwin's)."""
+        if self.sta_audiences is None:
+            return False
+        prefix = self.sta_ingest.error_prefix + "/"
+        return topic.startswith(("v1.0/", "v1.1/", prefix))
+
     def principal(self, client: str | None) -> Principal:
         """Who a client acts as (anonymous with access control off)."""
         if self.sta_audiences is None or client is None:
@@ -171,6 +181,13 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
         message = wait_deliver.result()
         if message is not None and message.topic and self.sta_ingest.is_create(message.topic):
             return True  # stored before it was acknowledged; subscribers get the notification
+        if message is not None and message.topic and self._citytwins(message.topic):
+            log.warning(
+                "dropped a publish of client %s on %s: only citytwin publishes there",
+                client_session.client_id,
+                message.topic,
+            )
+            return True
         return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
 
     async def _handle_disconnect(
