@@ -428,6 +428,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("thingKinds.0.properties", "moisture"), "thingKinds[0].properties:"),
         (_set("thingKinds.0.sensor", "camera"), "thingKinds[0].sensor:"),
         (_set("thingKinds.0.personal", "no"), "thingKinds[0].personal:"),
+        (_set("thingKinds.0.openData", 1), "thingKinds[0].openData:"),
         (_without("kpis.1.enabled"), "kpis[1].enabled:"),
         (_set("kpis.1.enabled", "yes"), "kpis[1].enabled:"),
         (_set("settings", [1]), "settings:"),
@@ -546,6 +547,10 @@ def test_each_built_in_domain_travels_to_a_fresh_platform(
         main, ["package", "export", domain, "-o", str(out), "--db", a], env=env
     )
     assert exported.exit_code == 0, exported.output
+    kinds = orjson.loads(out.read_bytes())["thingKinds"]
+    assert {k["key"]: (k["personal"], k["openData"]) for k in kinds} == {
+        t.key: (t.personal, t.open_data) for t in template.thing_kinds
+    }
     installed = runner.invoke(main, ["package", "import", str(out), "--db", b], env=env)
     assert installed.exit_code == 0, installed.output
     client = make_client(tmp_path / "b", db=b)

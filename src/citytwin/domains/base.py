@@ -84,6 +84,7 @@ class ThingKind:
     properties: tuple[str, ...]  # PropertyTemplate keys, one Datastream each
     sensor: str  # SensorTemplate key
     personal: bool = False  # its Datastreams carry personal data (household meters)
+    open_data: bool = False  # its Things are published as open data (docs/security.md)
 
 
 @dataclass(frozen=True)

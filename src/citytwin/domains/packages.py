@@ -143,6 +143,7 @@ async def export_package(
                 "properties": list(t.properties),
                 "sensor": t.sensor,
                 "personal": t.personal,
+                "openData": t.open_data,
             }
             for t in domain.thing_kinds
         ],
@@ -266,6 +267,7 @@ _THING_KIND: _Shape = {
     "properties": (True, (list,)),
     "sensor": (True, (str,)),
     "personal": (False, (bool,)),
+    "openData": (False, (bool,)),
 }
 _KPI: _Shape = {
     "title": (True, (str,)),

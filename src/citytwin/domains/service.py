@@ -149,6 +149,8 @@ def describe(domain: Domain) -> dict[str, Any]:
                 "name": t.name,
                 "description": t.description,
                 "properties": list(t.properties),
+                "personal": t.personal,
+                "openData": t.open_data,
             }
             for t in domain.thing_kinds
         ],
