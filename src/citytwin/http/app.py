@@ -25,9 +25,10 @@ from citytwin.access import ANONYMOUS, Principal, Role
 from citytwin.access.keys import ensure_admin_key
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
-from citytwin.errors import CitytwinError
+from citytwin.errors import CitytwinError, Unauthorized
 from citytwin.http import domains as domain_routes
-from citytwin.http import web
+from citytwin.http import session, web
+from citytwin.http.session import session_cookie
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.openapi import OPENAPI_PATH, ApiDescription
@@ -179,7 +180,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        content_type = host = key = None
+        content_type = host = key = cookie = None
         minimal = False
         prefer: list[str] = []
         for name, value in scope["headers"]:
@@ -189,6 +190,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                 host = value.decode("latin-1")
             elif name == b"authorization" or name == b"x-api-key":
                 key = _api_key(name, value.decode("latin-1"))
+            elif name == b"cookie":
+                cookie = session_cookie(value.decode("latin-1"))
             elif name == b"prefer":
                 prefer.append(value.decode("latin-1"))
                 minimal = minimal or b"return=minimal" in value.lower().replace(b" ", b"")
@@ -199,6 +202,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             except CitytwinError as exc:
                 await _send(send, ServiceResponse.error(exc))
                 return
+        elif cookie is not None and service.auth:
+            principal = await cookie_principal(cookie)
         req = Request(
             principal=principal,
             method=scope["method"],
@@ -226,7 +231,18 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             value = request.headers.get(name)
             if value is not None:
                 key = _api_key(name.encode(), value)
-        return ANONYMOUS if key is None else await service.authenticate(key)
+        if key is not None:
+            return await service.authenticate(key)
+        cookie = session_cookie(request.headers.get("cookie", ""))
+        return ANONYMOUS if cookie is None else await cookie_principal(cookie)
+
+    async def cookie_principal(token: str) -> Principal:
+        """A browser's session; an expired or revoked one leaves it anonymous (the page
+        asks /api/v1/session, which says so and forgets the cookie)."""
+        try:
+            return await service.authenticate(token)
+        except Unauthorized:
+            return ANONYMOUS
 
     app = CitytwinApp(
         sta_asgi,
@@ -237,6 +253,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
             *domain_routes.routes(domain_service, principal_of),
+            *session.routes(service, principal_of),
             *ui.routes(),
         ],
         lifespan=lifespan,

@@ -13,6 +13,7 @@ from citytwin.access import Principal, Role
 from citytwin.access.guard import Guard, require_writer
 from citytwin.access.keys import authenticate
 from citytwin.access.policy import Policy
+from citytwin.access.tokens import is_token, verify
 from citytwin.bus import Bus
 from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
@@ -111,7 +112,10 @@ class Service:
 
     # --- access control (docs/security.md) -----------------------------------------------
     async def authenticate(self, key: str) -> Principal:
-        """The principal of an API key (:class:`~citytwin.errors.Unauthorized` if bad)."""
+        """The principal of an API key or a session token made from one
+        (:class:`~citytwin.errors.Unauthorized` if bad)."""
+        if is_token(key):
+            return await verify(self.storage, key)
         return await authenticate(self.storage, key)
 
     def policy(self, principal: Principal | None) -> Policy | None:
