@@ -104,7 +104,10 @@ def run(
                 say(f"no admin key in {data / ADMIN_KEY_FILE}; the simulator needs one")
                 return 1
             say(f"the simulator uses the admin key in {data / ADMIN_KEY_FILE}")
-        return asyncio.run(_simulate(base, mqtt_url, options, env, say, began, seconds, api_key))
+        key_file = data / ADMIN_KEY_FILE if api_key else None
+        return asyncio.run(
+            _simulate(base, mqtt_url, options, env, say, began, seconds, api_key, key_file)
+        )
     except KeyboardInterrupt:
         return 0
     finally:
@@ -125,6 +128,7 @@ async def _simulate(
     began: float,
     seconds: float | None,
     api_key: str | None = None,
+    key_file: Path | None = None,
 ) -> int:
     # MQTT publishes carry no key yet (docs/security.md): with a key, the simulator sends
     # its live values over HTTP and takes only Tasks from MQTT
@@ -132,7 +136,7 @@ async def _simulate(
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")
-        say(tour(base, mqtt_url, env))
+        say(tour(base, mqtt_url, env, key_file))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
@@ -145,19 +149,33 @@ async def _simulate(
         await session.close()
 
 
-def tour(base: str, mqtt_url: str | None, env: dict[str, str]) -> str:
+def tour(base: str, mqtt_url: str | None, env: dict[str, str], key_file: Path | None = None) -> str:
+    """What to open and try; with access control on, how to use the admin key."""
+    auth = ' -H "Authorization: Bearer $KEY"' if key_file else ""
     lines = [
         "",
         "Open the city:",
         f"  {base}/                      the digital twin (map, dashboards)",
         f"  {base}/v1.1                  the SensorThings API",
         f"  {base}/api/v1/domains        domains and their KPIs",
+    ]
+    if key_file:
+        lines += [
+            "",
+            "Access control is on. Without a key you see the open data (counters, car parks,",
+            "charging points, rain and overflows, air quality). On the page, 'Sign in' with the",
+            f"admin key in {key_file} to see the utility's data too (household meters, grid,",
+            "water network, the fleet) and to send Tasks. In a shell:",
+            f"  KEY=$(cat {key_file})",
+        ]
+    lines += [
         "",
         "Try:",
-        f"  curl '{base}/api/v1/kpis/energy/balance?area=district:Altstadt'",
+        f"  curl{auth} '{base}/api/v1/kpis/energy/balance?area=district:Altstadt'",
         f"  curl '{base}/api/v1/kpis/environment/air_quality'",
-        f"  curl '{base}/api/v1/kpis/water/night_flow'",
-        f"  curl '{base}/v1.1/Things?$filter=properties/kind eq %27vehicle%27&$expand=Locations'",
+        f"  curl{auth} '{base}/api/v1/kpis/water/night_flow'",
+        f"  curl{auth} '{base}/v1.1/Things?$filter=properties/kind eq %27vehicle%27"
+        "&$expand=Locations'",
     ]
     if mqtt_url:
         port = mqtt_url.rsplit(":", 1)[-1]

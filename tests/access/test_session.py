@@ -137,3 +137,5 @@ def test_without_access_control_there_are_no_sessions(
     resp = client.post(SESSION, json={"key": "ct_x"})
     assert resp.status_code == 404
     assert "access control is off" in resp.json()["message"]
+    assert "set-cookie" not in resp.headers
+    assert client.get(SESSION).json() == {"accessControl": False, "signedIn": False}

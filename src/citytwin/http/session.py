@@ -5,7 +5,8 @@ that holds a short-lived token made from it (:mod:`citytwin.access.tokens`), nev
 key: HttpOnly, so page scripts cannot read it, and SameSite=Strict, so other sites cannot
 send requests with it. ``GET`` tells the page who it is signed in as, with a token for
 its MQTT connection (WebSockets to the broker's own port carry no cookie to check);
-``DELETE`` signs out.
+``DELETE`` signs out. Without access control there is nobody to sign in: ``GET`` says
+so and the others answer 404.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def session_cookie(header: str) -> str | None:
 
 def _describe(principal: Principal) -> dict[str, Any]:
     return {
+        "accessControl": True,
         "signedIn": not principal.anonymous and principal.identity.startswith("key:"),
         "identity": principal.identity,
         "role": str(principal.role),
@@ -85,6 +87,8 @@ def routes(
         return resp
 
     async def who(request: Request) -> Response:
+        if not service.auth:  # everyone may do everything: nobody needs to sign in
+            return _json({"accessControl": False, "signedIn": False})
         principal = await principal_of(request)
         doc = _describe(principal)
         if doc["signedIn"]:
@@ -105,7 +109,7 @@ def routes(
         handler: Callable[[Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def wrapped(request: Request) -> Response:
-            if not service.auth:
+            if not service.auth and request.method != "GET":
                 return _json(
                     {"code": 404, "type": "error", "message": "access control is off: no sessions"},
                     404,
