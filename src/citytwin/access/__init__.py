@@ -19,13 +19,15 @@ class Role(enum.StrEnum):
     """What a principal may do with the data it can see.
 
     admin: everything; operator: read and write its organisation's data (and create
-    Tasks); reader: read its organisation's data except personal data; public: read
+    Tasks); reader: read its organisation's data except personal data; household: read
+    one Thing (a household's meter) with its personal data, and open data; public: read
     open data only (the role of anonymous requests).
     """
 
     ADMIN = "admin"
     OPERATOR = "operator"
     READER = "reader"
+    HOUSEHOLD = "household"
     PUBLIC = "public"
 
 
@@ -37,6 +39,7 @@ class Principal:
     organisation: int | None = None  # the organisation's id; None: belongs to none
     role: Role = Role.PUBLIC
     organisation_name: str | None = None
+    thing: int | None = None  # a household key's one Thing
 
     @property
     def anonymous(self) -> bool:
@@ -51,6 +54,8 @@ class Principal:
         if self.anonymous:
             return "this request is anonymous (send an API key: Authorization: Bearer <key>)"
         org = f" of organisation {self.organisation_name}" if self.organisation_name else ""
+        if self.role is Role.HOUSEHOLD:
+            org = f" for Thing {self.thing}"
         return f"the API key {self.identity.removeprefix('key:')}{org} has the role {self.role}"
 
 
