@@ -221,6 +221,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "task_webhook_allow",
+        str,
+        "",
+        "Private, loopback or link-local hosts and networks that webhook Task drivers may "
+        "reach, comma-separated (e.g. '10.20.0.0/16,gw.internal'). Public addresses are "
+        "always allowed; default: no private ones.",
+    ),
+    Setting(
         "web_basemap_style",
         str,
         None,

@@ -44,7 +44,7 @@ from citytwin.service import Request, Service
 from citytwin.service import Response as ServiceResponse
 from citytwin.settings import Settings, load_settings
 from citytwin.tasking.dispatch import Dispatcher
-from citytwin.tasking.drivers import DriverContext
+from citytwin.tasking.drivers import DriverContext, WebhookTargets
 
 log = logging.getLogger("citytwin.http")
 
@@ -102,7 +102,12 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     tasks = Dispatcher(
         service,
         task_drivers(pm),
-        DriverContext(mqtt.publish, lambda: mqtt.transport is not None, settings.task_timeout),
+        DriverContext(
+            mqtt.publish,
+            lambda: mqtt.transport is not None,
+            settings.task_timeout,
+            WebhookTargets.parse(settings.task_webhook_allow),
+        ),
         str(base),
     )
 
