@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from citytwin import __version__
 from citytwin.access import ANONYMOUS, Principal, Role
 from citytwin.access.keys import ensure_admin_key
+from citytwin.access.oidc import OidcVerifier
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
 from citytwin.errors import CitytwinError
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         max_batch_requests=settings.max_batch_requests,
         filtered_delete=settings.filtered_delete,
         auth=settings.auth == "on",
+        oidc=OidcVerifier.from_settings(settings),
     )
     metrics = Metrics()
     domain_service = DomainService(
