@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from citytwin.access import Role
+from citytwin.access.keys import authenticate
 from citytwin.access.oidc import (
     REFRESH_INTERVAL,
     Jwks,
@@ -259,3 +260,9 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_a_jwt_without_an_issuer_configured_is_401() -> None:
+    token = sign(ec_key("k"), keycloak_claims(ISSUER, roles=("citytwin-admin",)))
+    with pytest.raises(Unauthorized, match="accepts no OpenID Connect tokens"):
+        asyncio.run(authenticate(None, token))  # type: ignore[arg-type]
