@@ -124,6 +124,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds of clock difference to the issuer tolerated when checking exp and nbf.",
         lambda v: None if v >= 0 else "must be 0 or more",
     ),
+    Setting(
+        "privacy_k",
+        int,
+        5,
+        "Household privacy (docs/security.md): personal meter data a request may not read "
+        "enters KPIs only as sums over at least this many households; smaller sums are "
+        "withheld.",
+        lambda v: None if v >= 2 else "must be at least 2",
+    ),
     Setting("port", int, 8080, "TCP port of the HTTP server.", _port),
     Setting(
         "workers",

@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         domains(pm),
         Path(settings.layers_dir or Path(settings.data_dir) / "layers"),
         lambda principal: None if (p := service.policy(principal)) is None else p.visible,
+        settings.privacy_k,
     )
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
