@@ -16,6 +16,7 @@ import pytest
 from citytwin.access import Role
 from citytwin.access.keys import authenticate
 from citytwin.access.oidc import (
+    MAX_AGE,
     REFRESH_INTERVAL,
     Jwks,
     OidcConfig,
@@ -218,6 +219,35 @@ def test_provider_problems_are_503_not_a_crash(rsa: SigningKey) -> None:
     v = OidcVerifier(cfg, Jwks(cfg, httpx.MockTransport(down)))
     with pytest.raises(Unavailable, match="cannot read the OpenID provider"):
         verify(v, token)
+
+
+def test_keys_outlive_an_issuer_that_is_away(rsa: SigningKey) -> None:
+    clock = Clock()
+    provider = Provider([rsa])
+    cfg = OidcConfig(issuer=ISSUER, audience=AUDIENCE, jwks_url=CERTS)
+    up = [True]
+    inner = stub(provider)
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if not up[0]:
+            raise httpx.ConnectError("connection refused")
+        return await inner.handle_async_request(request)
+
+    v = OidcVerifier(cfg, Jwks(cfg, httpx.MockTransport(handle), clock))
+    token = sign(rsa, keycloak_claims(ISSUER, roles=("citytwin-reader",)))
+    assert verify(v, token).role is Role.READER
+    up[0] = False
+    clock.now += MAX_AGE + 1
+    assert verify(v, token).role is Role.READER  # the keys fetched before still serve
+    assert v.jwks.fetches == 2
+    assert verify(v, token).role is Role.READER
+    refused(v, sign(rsa_key("made-up"), keycloak_claims(ISSUER)), "not among the issuer's keys")
+    assert v.jwks.fetches == 2  # not again at once, not for an unknown key id either
+    clock.now += REFRESH_INTERVAL + 1
+    up[0] = True
+    assert verify(v, token).role is Role.READER
+    assert v.jwks.fetches == 3
+    assert provider.requests == [CERTS, CERTS]
 
 
 def test_configured_jwks_url_skips_discovery(rsa: SigningKey) -> None:

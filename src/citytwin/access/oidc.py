@@ -147,19 +147,20 @@ class Jwks:
         self.clock = clock
         self.fetches = 0  # how often the JWKS was fetched (for tests and the log)
         self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched: float | None = None
+        self._fetched: float | None = None  # when the keys were fetched
+        self._tried: float | None = None  # when a fetch was last tried
         self._jwks_url = config.jwks_url
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
-        """The key with id ``kid`` (None: the only key), fetching the JWKS if it is not
-        known yet, is too old, or lacks ``kid`` and was not fetched within the interval."""
-        now = self.clock()
-        if self._fetched is None or now - self._fetched > MAX_AGE:
-            await self._refresh(None)
+        """The key with id ``kid`` (None: the only key). The JWKS is fetched when it is
+        missing or old, or lacks ``kid``; but never twice within the interval, whether
+        the last try worked or not."""
+        if self._fetched is None or self.clock() - self._fetched > MAX_AGE:
+            await self._refresh()
         found = self._find(kid)
-        if found is None and self._fetched is not None:
-            await self._refresh(self._fetched)
+        if found is None and self._keys:
+            await self._refresh()
             found = self._find(kid)
         if found is None:
             which = "names no key id" if kid is None else f"key id {kid!r}"
@@ -171,15 +172,25 @@ class Jwks:
             return next(iter(self._keys.values())) if len(self._keys) == 1 else None
         return self._keys.get(kid)
 
-    async def _refresh(self, seen: float | None) -> None:
-        async with self._lock:
-            if self._fetched != seen:
-                return  # another request fetched while this one waited
-            if seen is not None and self.clock() - seen < REFRESH_INTERVAL:
-                return  # fetched moments ago: an unknown key id does not fetch again
-            self._keys = await self._fetch()
-            self._fetched = self.clock()
+    async def _refresh(self) -> None:
+        async with self._lock:  # one fetch at a time; those waiting find it done
+            now = self.clock()
+            if self._tried is not None and now - self._tried < REFRESH_INTERVAL:
+                if not self._keys:
+                    raise Unavailable(
+                        "the OpenID provider's keys could not be fetched; trying again shortly"
+                    )
+                return
+            self._tried = now
             self.fetches += 1
+            try:
+                self._keys = await self._fetch()
+            except Unavailable as exc:
+                if not self._keys:
+                    raise
+                log.warning("%s; using the keys fetched before", exc.message)
+                return
+            self._fetched = self.clock()
 
     async def _fetch(self) -> dict[str | None, jwt.PyJWK]:
         async with httpx.AsyncClient(transport=self.transport, timeout=FETCH_TIMEOUT) as http:
