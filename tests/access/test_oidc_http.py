@@ -131,6 +131,8 @@ def test_bad_tokens_are_401_everywhere(world: World, provider: Provider) -> None
             resp = world.client.get(url, headers=headers)
             assert resp.status_code == 401, resp.text
     assert "expired" in resp.json()["message"]
+    kpi = world.request("utility", "GET", "/api/v1/kpis/energy/balance")
+    assert kpi.status_code == 200, kpi.text
     assert world.as_("admin", "GET", "Things?$count=true")["@iot.count"] >= 3
 
 
