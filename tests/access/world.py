@@ -52,8 +52,8 @@ class World:
         return self.create("admin", f"Datastreams({ds})/Observations", {"result": result})
 
 
-def build(make: Callable[..., Client]) -> World:
-    client = make("access", auth="on")
+def build(make: Callable[..., Client], **settings: Any) -> World:
+    client = make("access", auth="on", **settings)
     storage = client.app.state.service.storage
     world = World(client)
     client.call(create_organisation(storage, "city"))

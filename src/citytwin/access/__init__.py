@@ -35,7 +35,7 @@ class Role(enum.StrEnum):
 class Principal:
     """The identity a request acts as."""
 
-    identity: str  # "anonymous", or "key:<id>" for an API key
+    identity: str  # "anonymous", "key:<id>" for an API key, "oidc:<sub>" for a token
     organisation: int | None = None  # the organisation's id; None: belongs to none
     role: Role = Role.PUBLIC
     organisation_name: str | None = None
@@ -56,7 +56,11 @@ class Principal:
         org = f" of organisation {self.organisation_name}" if self.organisation_name else ""
         if self.role is Role.HOUSEHOLD:
             org = f" for Thing {self.thing}"
-        return f"the API key {self.identity.removeprefix('key:')}{org} has the role {self.role}"
+        if self.identity.startswith("oidc:"):
+            who = f"the token of {self.identity.removeprefix('oidc:')}"
+        else:
+            who = f"the API key {self.identity.removeprefix('key:')}"
+        return f"{who}{org} has the role {self.role}"
 
 
 ANONYMOUS = Principal("anonymous")

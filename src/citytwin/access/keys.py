@@ -21,7 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from citytwin.access import Principal, Role
-from citytwin.errors import BadRequest, Conflict, NotFound, Unauthorized
+from citytwin.access.oidc import Identity, OidcVerifier, looks_like_jwt
+from citytwin.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from citytwin.planner.dialect import param
 from citytwin.planner.tables import ColumnTypes
 from citytwin.storage.base import Reader, Row, Storage
@@ -190,8 +191,18 @@ async def list_keys(storage: Storage) -> list[dict[str, Any]]:
     ]
 
 
-async def authenticate(storage: Storage, key: str) -> Principal:
-    """The principal of an API key; :class:`Unauthorized` for an unknown or revoked key."""
+async def authenticate(storage: Storage, key: str, oidc: OidcVerifier | None = None) -> Principal:
+    """The principal of an API key or, with ``oidc``, of an OpenID Connect token (a JWT:
+    it has two dots, API keys none). :class:`Unauthorized` for an unknown or revoked key
+    and an invalid token; :class:`Forbidden` for a valid token that this platform does not
+    admit (its organisation is unknown here, see :func:`token_principal`)."""
+    if looks_like_jwt(key):
+        if oidc is None:
+            raise Unauthorized(
+                "the bearer token looks like a JWT, but this server accepts no OpenID Connect "
+                "tokens (setting oidc_issuer is not set); send an API key"
+            )
+        return await token_principal(storage, await oidc.verify(key))
     k = keys_table(storage.dialect.column_types)
     o = organisations_table(storage.dialect.column_types)
     stmt = (
@@ -212,6 +223,34 @@ def principal_of_key(key_id: int, row: Row) -> Principal:
     return Principal(
         f"key:{key_id}", row["org_id"], Role(row["role"]), row["organisation"], row["thing_id"]
     )
+
+
+async def token_principal(storage: Storage, identity: Identity) -> Principal:
+    """The principal of a verified token. Its organisation must exist here (by name): a
+    token naming an unknown one, or an operator or reader token naming none, is refused
+    with 403 (the token is genuine, so a new one would not help; an admin has to create
+    the organisation or the issuer has to send its claim). A token mapping to no role
+    acts as the public role, with or without organisation."""
+    subject = f"oidc:{identity.subject}"
+    if identity.role is Role.PUBLIC:
+        return Principal(subject, None, Role.PUBLIC)
+    if identity.organisation is None:
+        if identity.role is Role.ADMIN:
+            return Principal(subject, None, Role.ADMIN)
+        raise Forbidden(
+            f"the token's role {identity.role} needs an organisation, and the token names "
+            "none (see setting oidc_org_claim)"
+        )
+    async with storage.reader() as r:
+        try:
+            org_id = await _organisation_id(r, storage, identity.organisation)
+        except NotFound:
+            raise Forbidden(
+                f"the token names the organisation {identity.organisation!r}, which this "
+                "platform does not know; an admin creates it with: citytwin orgs create "
+                f"{identity.organisation}"
+            ) from None
+    return Principal(subject, org_id, identity.role, identity.organisation)
 
 
 async def ensure_admin_key(storage: Storage, data_dir: Path) -> Path | None:

@@ -107,6 +107,9 @@ class KpiResult:
     units: dict[str, str] = field(default_factory=dict)
     series: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
+    # how personal data of households the principal may not read entered the figures
+    # (citytwin.domains.privacy); None where none did
+    privacy: dict[str, Any] | None = None
 
 
 KpiFunction = Callable[["DomainData", KpiQuery], Awaitable[KpiResult]]

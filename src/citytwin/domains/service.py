@@ -40,6 +40,7 @@ class DomainService:
         domains: Sequence[Domain],
         layers_dir: Path | None = None,
         visibility: Callable[[Principal], Visibility | None] | None = None,
+        privacy_k: int = 5,
     ) -> None:
         self.storage = storage
         self.registry = registry
@@ -47,12 +48,15 @@ class DomainService:
         self.layers_dir = layers_dir
         # what a principal may read (see citytwin.access); None: everyone reads all
         self.visibility = visibility
+        self.privacy_k = privacy_k  # households in every sum of personal data (privacy.py)
 
     def data(self, principal: Principal | None = None) -> DomainData:
         visible = None
         if principal is not None and self.visibility is not None:
             visible = self.visibility(principal)
-        return DomainData(self.storage, self.registry, tuple(self.domains.values()), visible)
+        return DomainData(
+            self.storage, self.registry, tuple(self.domains.values()), visible, self.privacy_k
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"value": [describe(d) for d in self.domains.values()]}
@@ -215,6 +219,7 @@ def render(domain: Domain, key: str, query: KpiQuery, result: KpiResult) -> dict
         "units": result.units,
         "series": _tidy(result.series),
         "items": _tidy(result.items),
+        **({} if result.privacy is None else {"privacy": result.privacy}),
     }
 
 

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from citytwin import __version__
 from citytwin.access import ANONYMOUS, Principal, Role
 from citytwin.access.keys import ensure_admin_key
+from citytwin.access.oidc import OidcVerifier
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
 from citytwin.errors import CitytwinError, Unauthorized
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         max_batch_requests=settings.max_batch_requests,
         filtered_delete=settings.filtered_delete,
         auth=settings.auth == "on",
+        oidc=OidcVerifier.from_settings(settings),
     )
     metrics = Metrics()
     domain_service = DomainService(
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         domains(pm),
         Path(settings.layers_dir or Path(settings.data_dir) / "layers"),
         lambda principal: None if (p := service.policy(principal)) is None else p.visible,
+        settings.privacy_k,
     )
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
