@@ -240,6 +240,13 @@ def test_export_from_one_platform_installs_the_same_set_up_on_another(
     data = DomainData(b.app.state.service.storage, b.app.state.service.registry, (parks(),))
     assert b.call(data.settings("parks")) == doc["settings"]
     assert b.call(data.settings("unknown")) == {}
+    # the package switched "visits" off: B does not compute it, and says why
+    off = b.request("GET", "/api/v1/kpis/parks/visits")
+    assert off.status_code == 404
+    assert (
+        "switched off on this platform by its installed package (parks 1.2.0)"
+        in (off.json()["message"])
+    )
 
 
 def test_settings_without_an_installed_package_are_the_domain_defaults(
@@ -249,6 +256,7 @@ def test_settings_without_an_installed_package_are_the_domain_defaults(
     data = DomainData(c.app.state.service.storage, c.app.state.service.registry, (parks(),))
     assert c.call(data.settings("parks")) == DEFAULTS
     assert c.ok("GET", "/api/v1/kpis/parks/dry_below")["value"] == 20.0
+    assert c.request("GET", "/api/v1/kpis/parks/visits").status_code == 200  # all are on
     assert c.ok("GET", "/api/v1/packages") == {"value": []}
     exported = do_export(c)
     assert exported["settings"] == DEFAULTS

@@ -514,6 +514,16 @@ async def installed_settings(
     return None if row is None else row["settings"]
 
 
+async def switched_off(storage: Storage, domain: str) -> tuple[set[str], str | None]:
+    """The KPIs of ``domain`` that its installed package switches off, with the
+    package's version (none and None when no package is installed)."""
+    async with storage.reader() as r:
+        row = await _installed_row(r, storage, domain)
+    if row is None:
+        return set(), None
+    return {k["key"] for k in row["kpis"] if not k["enabled"]}, str(row["version"])
+
+
 # --- the table ------------------------------------------------------------------------
 @cache
 def packages_table(types: ColumnTypes) -> sa.Table:

@@ -16,7 +16,7 @@ import orjson
 from citytwin.access import Principal
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
-from citytwin.domains.packages import installed
+from citytwin.domains.packages import installed, switched_off
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
@@ -82,6 +82,13 @@ class DomainService:
         except UnknownKey:
             known = ", ".join(k.key for k in found.kpis)
             raise NotFound(f"domain {domain} has no KPI {key!r}; it has {known}") from None
+        off, version = await switched_off(self.storage, domain)
+        if key in off:
+            raise NotFound(
+                f"KPI {key} of domain {domain} is switched off on this platform by its "
+                f"installed package ({domain} {version}); install the package with "
+                f'"enabled": true for it to switch it on'
+            )
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
         result = await kpi.compute(self.data(principal), query)
         return render(found, kpi.key, query, result)
