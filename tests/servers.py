@@ -131,8 +131,11 @@ def _wait_healthy(proc: subprocess.Popen[bytes], server: StaServer) -> None:
 
 
 @contextmanager
-def running_server(workdir: Path, db: str, *extra: str) -> Iterator[StaServer]:
-    """``citytwin serve`` on a free port with database ``db``, stopped and checked on exit."""
+def running_server(
+    workdir: Path, db: str, *extra: str, insecure: bool = True
+) -> Iterator[StaServer]:
+    """``citytwin serve`` on a free port with database ``db``, stopped and checked on exit;
+    with access control off unless ``insecure`` is False."""
     assert CITYTWIN.exists(), f"{CITYTWIN} not found: is citytwin installed in this environment?"
     data_dir = workdir / "data"
     log_file = workdir / "server.log"
@@ -152,7 +155,8 @@ def running_server(workdir: Path, db: str, *extra: str) -> Iterator[StaServer]:
                 str(data_dir),
                 "--db",
                 db,
-                "--insecure",  # these tests act as an all-powerful client; tests/access/ do not
+                # most tests act as an all-powerful client; tests of access control do not
+                *(["--insecure"] if insecure else []),
                 *(extra or ("--mqtt", "off")),  # MQTT only where a test asks for it
             ],
             cwd=workdir,  # no ./citytwin.toml from the repository, nothing written there
@@ -211,10 +215,13 @@ class Demo:
     live_after: float
 
     @property
-    def headers(self) -> dict[str, str]:
+    def key(self) -> str:
         """The admin key the demo made (access control is on in the demo)."""
-        key = (self.log.parent / "data" / "admin-key.txt").read_text().strip()
-        return {"Authorization": f"Bearer {key}"}
+        return (self.log.parent / "data" / "admin-key.txt").read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
 
     def get(self, path: str) -> Any:
         resp = httpx.get(f"{self.base}{path}", timeout=30, headers=self.headers)

@@ -31,7 +31,24 @@ def test_the_demo_city_is_live_with_every_domain(tmp_path: Path) -> None:
         output = demo.log.read_text()
         assert f"{demo.base}/v1.1" in output  # the tour names the URLs to open
         assert "curl" in output
-        assert '-P "$(cat ' in output  # the MQTT example sends the admin key
+        # access control is on: the tour says where the key is, and visitors see open data
+        assert f"KEY=$(cat {demo.log.parent / 'data' / 'admin-key.txt'})" in output
+        every = demo.get("/v1.1/Things?$select=properties&$top=10000")["value"]
+        visible = httpx.get(
+            f"{demo.base}/v1.1/Things?$select=properties&$top=10000", timeout=30
+        ).json()["value"]
+        assert 0 < len(visible) < len(every)
+        assert all(t["properties"]["openData"] is True for t in visible)
+        assert {t["properties"]["kind"] for t in visible} == {
+            "traffic_counter",
+            "parking",
+            "charging_point",
+            "cso",
+            "rain_gauge",
+            "air_quality_station",
+            "weather_station",
+        }
+        assert '-u demo -P "$KEY"' in output  # the MQTT example sends the admin key too
         domains = {d["name"] for d in demo.get("/api/v1/domains")["value"]}
         assert domains == {"energy", "mobility", "water", "environment"}
         areas = [a["id"] for a in demo.get("/api/v1/areas")["value"]]

@@ -104,11 +104,14 @@ def run(
                 say(f"no admin key in {data / ADMIN_KEY_FILE}; the simulator needs one")
                 return 1
             say(f"the simulator uses the admin key in {data / ADMIN_KEY_FILE}")
+        key_file = data / ADMIN_KEY_FILE if api_key else None
         # the embedded broker takes the key as the connection's password; an external
         # one cannot pass it on, so the readings go over HTTP there
         over_mqtt = api_key is None or settings.mqtt == "embedded"
         return asyncio.run(
-            _simulate(base, mqtt_url, options, env, say, began, seconds, api_key, over_mqtt)
+            _simulate(
+                base, mqtt_url, options, env, say, began, seconds, api_key, key_file, over_mqtt
+            )
         )
     except KeyboardInterrupt:
         return 0
@@ -130,6 +133,7 @@ async def _simulate(
     began: float,
     seconds: float | None,
     api_key: str | None = None,
+    key_file: Path | None = None,
     readings_over_mqtt: bool = True,
 ) -> int:
     session = Session(
@@ -143,7 +147,7 @@ async def _simulate(
     try:
         await session.prepare()
         say(f"live after {time.monotonic() - began:.0f} s")
-        say(tour(base, mqtt_url, env, keyed=api_key is not None and readings_over_mqtt))
+        say(tour(base, mqtt_url, env, key_file, keyed_mqtt=readings_over_mqtt))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
@@ -156,26 +160,45 @@ async def _simulate(
         await session.close()
 
 
-def tour(base: str, mqtt_url: str | None, env: dict[str, str], *, keyed: bool = False) -> str:
-    """What to open and try; ``keyed``: the broker takes API keys (access control on),
-    and the demo city is not open data, so the MQTT example sends the admin key."""
+def tour(
+    base: str,
+    mqtt_url: str | None,
+    env: dict[str, str],
+    key_file: Path | None = None,
+    *,
+    keyed_mqtt: bool = False,
+) -> str:
+    """What to open and try; with access control on, how to use the admin key (also on
+    the MQTT broker when ``keyed_mqtt``: it takes the key as the connection's password)."""
+    auth = ' -H "Authorization: Bearer $KEY"' if key_file else ""
     lines = [
         "",
         "Open the city:",
         f"  {base}/                      the digital twin (map, dashboards)",
         f"  {base}/v1.1                  the SensorThings API",
         f"  {base}/api/v1/domains        domains and their KPIs",
+    ]
+    if key_file:
+        lines += [
+            "",
+            "Access control is on. Without a key you see the open data (counters, car parks,",
+            "charging points, rain and overflows, air quality). On the page, 'Sign in' with the",
+            f"admin key in {key_file} to see the utility's data too (household meters, grid,",
+            "water network, the fleet) and to send Tasks. In a shell:",
+            f"  KEY=$(cat {key_file})",
+        ]
+    lines += [
         "",
         "Try:",
-        f"  curl '{base}/api/v1/kpis/energy/balance?area=district:Altstadt'",
+        f"  curl{auth} '{base}/api/v1/kpis/energy/balance?area=district:Altstadt'",
         f"  curl '{base}/api/v1/kpis/environment/air_quality'",
-        f"  curl '{base}/api/v1/kpis/water/night_flow'",
-        f"  curl '{base}/v1.1/Things?$filter=properties/kind eq %27vehicle%27&$expand=Locations'",
+        f"  curl{auth} '{base}/api/v1/kpis/water/night_flow'",
+        f"  curl{auth} '{base}/v1.1/Things?$filter=properties/kind eq %27vehicle%27"
+        "&$expand=Locations'",
     ]
     if mqtt_url:
         port = mqtt_url.rsplit(":", 1)[-1]
-        key_file = Path(env.get("CITYTWIN_DATA_DIR", ".")).resolve() / ADMIN_KEY_FILE
-        key = f' -u demo -P "$(cat {key_file})"' if keyed else ""
+        key = ' -u demo -P "$KEY"' if key_file and keyed_mqtt else ""
         lines += [
             f"  mosquitto_sub -p {port}{key} -t 'v1.1/Observations' -v    (every new Observation)",
         ]

@@ -8,7 +8,7 @@ Hierarchy::
     │   ├── QueryTypeError           400  it parses but its types do not fit (with the position)
     │   ├── InvalidEntity            400  a request body is not a valid entity
     │   └── UnknownQueryOption       400  a `$option` the service does not know or that repeats
-    ├── Unauthorized                 401  the API key sent is unknown or revoked
+    ├── Unauthorized                 401  the API key is unknown or revoked, or the token invalid
     ├── Forbidden                    403  the principal may not do this (the message says why)
     ├── NotFound                     404  the path names no resource (or none the principal may see)
     ├── MethodNotAllowed             405  the path exists but not for this method
@@ -17,7 +17,7 @@ Hierarchy::
     ├── UnsupportedMediaType         415  the body's content type is not accepted
     ├── FailedDependency             424  a batch request that depends on one that failed
     ├── Busy                         503  a conflicting concurrent change; the client retries
-    ├── Unavailable                  503  the database cannot be reached just now
+    ├── Unavailable                  503  the database (or the OpenID provider) cannot be reached
     └── ConfigurationError           (CLI only) a setting has an invalid value
 
 Adapters (HTTP, MQTT) turn these into their own error responses; any other exception

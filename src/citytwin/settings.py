@@ -44,6 +44,22 @@ def _db_url(value: Any) -> str | None:
     return "must be a sqlite:///path or postgresql://... URL"
 
 
+def _http_url(value: Any) -> str | None:
+    if value is None or str(value).startswith(("https://", "http://")):
+        return None
+    return "must be an https:// (or http://) URL"
+
+
+def _role_map(value: Any) -> str | None:
+    from citytwin.access.oidc import parse_role_map
+
+    try:
+        parse_role_map(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "Address the HTTP server listens on."),
     Setting(
@@ -54,6 +70,68 @@ SETTINGS: tuple[Setting, ...] = (
         "(anonymous requests read open data only); 'off' lets anyone read and write "
         "everything (set by --insecure; only for local experiments).",
         lambda v: None if v in ("on", "off") else "must be on or off",
+    ),
+    Setting(
+        "oidc_issuer",
+        str,
+        None,
+        "OpenID Connect issuer whose bearer tokens (JWTs) are accepted besides API keys, "
+        "e.g. https://login.example.org/realms/city for Keycloak; it must equal the tokens' "
+        "iss claim. Default: none, only API keys (docs/security.md).",
+        _http_url,
+    ),
+    Setting(
+        "oidc_audience",
+        str,
+        None,
+        "The aud a token must carry to be accepted (the client id citytwin is registered "
+        "as at the issuer); needed with oidc_issuer.",
+    ),
+    Setting(
+        "oidc_jwks_url",
+        str,
+        None,
+        "URL of the issuer's signing keys (JWKS). Default: the jwks_uri of the issuer's "
+        "/.well-known/openid-configuration.",
+        _http_url,
+    ),
+    Setting(
+        "oidc_role_claim",
+        str,
+        "realm_access.roles",
+        "Claim holding a token's role names, a dotted path into the claims (Keycloak: "
+        "realm_access.roles, or resource_access.<client>.roles for client roles).",
+    ),
+    Setting(
+        "oidc_role_map",
+        str,
+        "citytwin-admin=admin,citytwin-operator=operator,citytwin-reader=reader",
+        "Role names in the role claim and the citytwin role each gives, as NAME=ROLE,...; "
+        "a token with several gets the highest, one with none the public role.",
+        _role_map,
+    ),
+    Setting(
+        "oidc_org_claim",
+        str,
+        "organization",
+        "Claim naming a token's organisation (a citytwin organisation's name): a string, a "
+        "list of one, or an object with one key as Keycloak's organizations put it.",
+    ),
+    Setting(
+        "oidc_leeway",
+        float,
+        30.0,
+        "Seconds of clock difference to the issuer tolerated when checking exp and nbf.",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    ),
+    Setting(
+        "privacy_k",
+        int,
+        5,
+        "Household privacy (docs/security.md): personal meter data a request may not read "
+        "enters KPIs only as sums over at least this many households; smaller sums are "
+        "withheld.",
+        lambda v: None if v >= 2 else "must be at least 2",
     ),
     Setting("port", int, 8080, "TCP port of the HTTP server.", _port),
     Setting(
@@ -221,6 +299,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "task_webhook_allow",
+        str,
+        "",
+        "Private, loopback or link-local hosts and networks that webhook Task drivers may "
+        "reach, comma-separated (e.g. '10.20.0.0/16,gw.internal'). Public addresses are "
+        "always allowed; default: no private ones.",
+    ),
+    Setting(
         "web_basemap_style",
         str,
         None,
@@ -381,5 +467,10 @@ def load_settings(
         raise ConfigurationError(
             f"default_page_size ({values['default_page_size']}) must not exceed "
             f"max_page_size ({values['max_page_size']})"
+        )
+    if values["oidc_issuer"] and not values["oidc_audience"]:
+        raise ConfigurationError(
+            "setting oidc_audience is needed with oidc_issuer: tokens the issuer made for "
+            "its other clients must not be accepted"
         )
     return Settings(values, sources)

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from citytwin.access import ANONYMOUS
+from citytwin.access.keys import create_key
 from citytwin.mqtt.audiences import Audiences
 from citytwin.mqtt.ingest import Ingest
 from tests.access.test_matrix import OWNERSHIP, ROLES, expected
@@ -300,13 +301,13 @@ def test_a_notification_is_computed_once_per_audience(
             del notifier._payload
     finally:
         second.close()
-    assert sorted(asked) == sorted({(topic, Audiences.key(p)) for p in audiences(world)})
+    assert set(asked) == {(topic, Audiences.key(p)) for p in audiences(world)}
     assert len(asked) == len(READABLE)  # not one per client
 
 
 def audiences(world: World) -> list[Any]:
     service = world.client.app.state.service
-    keys = [k for k in world.keys.values() if k is not None]
+    keys = [k for who, k in world.keys.items() if who in READABLE and k is not None]
     return [world.client.call(service.authenticate(k)) for k in keys] + [ANONYMOUS]
 
 
@@ -329,3 +330,28 @@ def test_nobody_publishes_as_citytwin(world: World, port: int) -> None:
     finally:
         listener.close()
         faker.close()
+
+
+def test_households_receive_their_own_meter_only(world: World, port: int) -> None:
+    """Household keys share role and organisation but not their Thing: each is an
+    audience of its own."""
+    storage = world.client.app.state.service.storage
+    topic = "v1.1/Observations?$select=result"
+    homes = {}
+    try:
+        for ownership in ("own", "other"):
+            key = world.client.call(
+                create_key(storage, "household", thing=world.things[ownership])
+            ).key
+            homes[ownership] = MqttClient(port, f"home-{ownership}", username="home", password=key)
+            homes[ownership].subscribe(topic)
+        world.observation("personal", 5151.5)  # the city's household meter, on Thing "own"
+        world.observation("other", 5252.5)
+        world.observation("open", 5353.5)
+        for ownership, mine in (("own", 5151.5), ("other", 5252.5)):
+            homes[ownership].wait(topic, 2)
+            got = {m.json()["result"] for m in homes[ownership].quiet(topic, 0.3)}
+            assert got == {mine, 5353.5}, ownership
+    finally:
+        for c in homes.values():
+            c.close()

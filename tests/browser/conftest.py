@@ -87,12 +87,12 @@ def city(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ci
         yield City(srv, mqtt_port, topic)
 
 
-def ui_server(workdir: Path, db: str) -> Any:
+def ui_server(workdir: Path, db: str, *, insecure: bool = True) -> Any:
     """``citytwin serve`` with the embedded broker on free ports (TCP and WebSocket)."""
     workdir.mkdir(parents=True, exist_ok=True)
     mqtt_port, ws_port = _free_port(), _free_port()
     (workdir / "citytwin.toml").write_text(f"mqtt_port = {mqtt_port}\nmqtt_ws_port = {ws_port}\n")
-    return running_server(workdir, db, "--mqtt", "embedded"), mqtt_port
+    return running_server(workdir, db, "--mqtt", "embedded", insecure=insecure), mqtt_port
 
 
 class Console:
@@ -119,6 +119,15 @@ def open_page(
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
     return page, console
+
+
+def sign_in(page: Any, key: str) -> None:
+    """Sign in through the page's dialog and wait until the page has drawn again."""
+    page.click("#sign-in")
+    page.fill("#api-key", key)
+    page.click("#sign-in-dialog button[type=submit]")
+    page.wait_for_selector("#session button:has-text('Sign out')", timeout=30_000)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -240,6 +240,13 @@ def test_export_from_one_platform_installs_the_same_set_up_on_another(
     data = DomainData(b.app.state.service.storage, b.app.state.service.registry, (parks(),))
     assert b.call(data.settings("parks")) == doc["settings"]
     assert b.call(data.settings("unknown")) == {}
+    # the package switched "visits" off: B does not compute it, and says why
+    off = b.request("GET", "/api/v1/kpis/parks/visits")
+    assert off.status_code == 404
+    assert (
+        "switched off on this platform by its installed package (parks 1.2.0)"
+        in (off.json()["message"])
+    )
 
 
 def test_settings_without_an_installed_package_are_the_domain_defaults(
@@ -249,6 +256,7 @@ def test_settings_without_an_installed_package_are_the_domain_defaults(
     data = DomainData(c.app.state.service.storage, c.app.state.service.registry, (parks(),))
     assert c.call(data.settings("parks")) == DEFAULTS
     assert c.ok("GET", "/api/v1/kpis/parks/dry_below")["value"] == 20.0
+    assert c.request("GET", "/api/v1/kpis/parks/visits").status_code == 200  # all are on
     assert c.ok("GET", "/api/v1/packages") == {"value": []}
     exported = do_export(c)
     assert exported["settings"] == DEFAULTS
@@ -428,6 +436,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
         (_set("thingKinds.0.properties", "moisture"), "thingKinds[0].properties:"),
         (_set("thingKinds.0.sensor", "camera"), "thingKinds[0].sensor:"),
         (_set("thingKinds.0.personal", "no"), "thingKinds[0].personal:"),
+        (_set("thingKinds.0.openData", 1), "thingKinds[0].openData:"),
         (_without("kpis.1.enabled"), "kpis[1].enabled:"),
         (_set("kpis.1.enabled", "yes"), "kpis[1].enabled:"),
         (_set("settings", [1]), "settings:"),
@@ -546,6 +555,10 @@ def test_each_built_in_domain_travels_to_a_fresh_platform(
         main, ["package", "export", domain, "-o", str(out), "--db", a], env=env
     )
     assert exported.exit_code == 0, exported.output
+    kinds = orjson.loads(out.read_bytes())["thingKinds"]
+    assert {k["key"]: (k["personal"], k["openData"]) for k in kinds} == {
+        t.key: (t.personal, t.open_data) for t in template.thing_kinds
+    }
     installed = runner.invoke(main, ["package", "import", str(out), "--db", b], env=env)
     assert installed.exit_code == 0, installed.output
     client = make_client(tmp_path / "b", db=b)

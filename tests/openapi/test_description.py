@@ -229,6 +229,21 @@ def test_the_service_serves_its_description(app: Client) -> None:
     assert "/v1.1/$batch" in document["paths"]
     assert "/v1.1/Datastreams({id})/Observations/$aggregate" in document["paths"]
     assert app.head(OPENAPI_PATH).status_code == 200
+    # every route under /api/v1 is described, and how a request says who it is
+    api = {p for p in document["paths"] if p.startswith("/api/v1/")}
+    served = {r.path for r in app.app.routes if getattr(r, "path", "").startswith("/api/v1/")} - {
+        "/api/v1/ui-config"
+    }  # the page's own configuration, not an API
+    assert served <= api, served - api
+    assert set(document["paths"]["/api/v1/session"]) == {"get", "post", "delete"}
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["session"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "citytwin_session",
+        "description": "set by POST /api/v1/session (browsers)",
+    }
+    assert {} in document["security"]  # anonymous requests are allowed (open data)
 
 
 def test_the_landing_page_links_the_description(app: Client) -> None:

@@ -70,7 +70,7 @@ DOMAIN = Domain(
     ),
     sensors=(SensorTemplate("counter", "Counter", "Counts things", "https://example.org/counter"),),
     thing_kinds=(
-        ThingKind("counter", "Counter", "Counts", ("count", "level"), "counter"),
+        ThingKind("counter", "Counter", "Counts", ("count", "level"), "counter", open_data=True),
         ThingKind("cart", "Cart", "Moves and can be stopped", ("level",), "counter", personal=True),
     ),
     kpis=(Kpi("total", "Total count", "1", "Sum of all counts", total),),

@@ -59,6 +59,9 @@ def test_set_up_creates_the_things_with_their_domain_conventions(client: Client)
         "neighbourhood": hood.name,
         "lanes": 2,
     }
+    # counters are published as open data; the cart, with personal data, is not
+    assert counter["properties"]["openData"] is True
+    assert "openData" not in things[0]["properties"]
     streams = counter["Datastreams"]
     assert [d["properties"] for d in streams] == [
         {"domain": "fake", "property": "count", "personal": False},

@@ -68,7 +68,14 @@ def device() -> Iterator[Device]:
 
 @pytest.fixture
 def app(db_url: str, tmp_path: Path) -> Iterator[Client]:
-    c = make_client(tmp_path, db=db_url, task_timeout=1.0, service_root_url="http://testserver")
+    # the devices of these tests listen on loopback, which webhooks reach only when allowed
+    c = make_client(
+        tmp_path,
+        db=db_url,
+        task_timeout=1.0,
+        service_root_url="http://testserver",
+        task_webhook_allow="127.0.0.0/8",
+    )
     try:
         yield c
     finally:
@@ -166,3 +173,51 @@ def test_a_task_without_a_driver_waits_as_created(app: Client, device: Device) -
     task = settled(app, app.create(f"TaskingCapabilities({cap})/Tasks", dim()))
     assert task["status"] == "created"
     assert device.received == []
+
+
+@pytest.mark.parametrize("allow", ["", "10.0.0.0/8, gw.internal", "localhost"])
+def test_webhooks_reach_private_addresses_only_where_allowed(
+    db_url: str, tmp_path: Path, device: Device, allow: str
+) -> None:
+    c = make_client(tmp_path, db=db_url, task_timeout=1.0, task_webhook_allow=allow)
+    try:
+        cap = capability_for(c, device.url)  # 127.0.0.1: loopback, not in the allowed list
+        task = settled(c, c.create(f"TaskingCapabilities({cap})/Tasks", dim()))
+        assert task["status"] == "failed"
+        assert "127.0.0.1 is at 127.0.0.1, a private, loopback" in task["statusMessage"]
+        assert "task_webhook_allow" in task["statusMessage"]
+        assert device.received == []  # nothing was sent
+    finally:
+        c.close()
+
+
+def test_an_allowed_host_name_is_reached(db_url: str, tmp_path: Path, device: Device) -> None:
+    c = make_client(tmp_path, db=db_url, task_timeout=1.0, task_webhook_allow="localhost")
+    try:
+        cap = capability_for(c, device.url.replace("127.0.0.1", "localhost"))
+        task = settled(c, c.create(f"TaskingCapabilities({cap})/Tasks", dim()))
+        assert task["status"] == "accepted", task
+        assert len(device.received) == 1
+    finally:
+        c.close()
+
+
+def test_a_redirect_is_the_devices_answer_not_a_new_address(app: Client, device: Device) -> None:
+    device.behaviour = lambda order: (307, b"", 0.0)
+    cap = capability_for(app, device.url)
+    task = settled(app, app.create(f"TaskingCapabilities({cap})/Tasks", dim()))
+    assert task["status"] == "failed"
+    assert "HTTP 307" in task["statusMessage"]
+    assert len(device.received) == 1  # not POSTed again anywhere
+
+
+def test_targets_know_public_private_and_listed_addresses() -> None:
+    from citytwin.tasking.drivers import WebhookTargets
+
+    targets = WebhookTargets.parse("192.168.7.0/24, gw.internal")
+    assert targets.refusal("http://192.168.7.20/x") is None
+    assert targets.refusal("http://gw.internal/x") is None  # listed by name: not resolved
+    assert "192.168.8.1" in (targets.refusal("http://192.168.8.1/x") or "")
+    assert "169.254.169.254" in (targets.refusal("http://169.254.169.254/latest") or "")
+    assert "::1" in (targets.refusal("http://[::1]:8080/x") or "")
+    assert targets.refusal("http://8.8.8.8/x") is None  # public addresses are allowed

@@ -19,13 +19,15 @@ class Role(enum.StrEnum):
     """What a principal may do with the data it can see.
 
     admin: everything; operator: read and write its organisation's data (and create
-    Tasks); reader: read its organisation's data except personal data; public: read
+    Tasks); reader: read its organisation's data except personal data; household: read
+    one Thing (a household's meter) with its personal data, and open data; public: read
     open data only (the role of anonymous requests).
     """
 
     ADMIN = "admin"
     OPERATOR = "operator"
     READER = "reader"
+    HOUSEHOLD = "household"
     PUBLIC = "public"
 
 
@@ -33,10 +35,11 @@ class Role(enum.StrEnum):
 class Principal:
     """The identity a request acts as."""
 
-    identity: str  # "anonymous", or "key:<id>" for an API key
+    identity: str  # "anonymous", "key:<id>" for an API key, "oidc:<sub>" for a token
     organisation: int | None = None  # the organisation's id; None: belongs to none
     role: Role = Role.PUBLIC
     organisation_name: str | None = None
+    thing: int | None = None  # a household key's one Thing
 
     @property
     def anonymous(self) -> bool:
@@ -54,7 +57,13 @@ class Principal:
                 "Bearer <key>, over MQTT as docs/mqtt.md says)"
             )
         org = f" of organisation {self.organisation_name}" if self.organisation_name else ""
-        return f"the API key {self.identity.removeprefix('key:')}{org} has the role {self.role}"
+        if self.role is Role.HOUSEHOLD:
+            org = f" for Thing {self.thing}"
+        if self.identity.startswith("oidc:"):
+            who = f"the token of {self.identity.removeprefix('oidc:')}"
+        else:
+            who = f"the API key {self.identity.removeprefix('key:')}"
+        return f"{who}{org} has the role {self.role}"
 
 
 ANONYMOUS = Principal("anonymous")

@@ -51,20 +51,28 @@ def keys_group() -> None:
 @click.option("--org", default=None, help="The organisation (required unless --role admin).")
 @click.option(
     "--role",
-    type=click.Choice(["admin", "operator", "reader"]),
+    type=click.Choice(["admin", "operator", "reader", "household"]),
     required=True,
     help="admin: everything; operator: read and write its organisation's data; "
-    "reader: read its organisation's data.",
+    "reader: read its organisation's data; household: read one Thing's data, personal "
+    "data included (give the household its own meter's readings).",
 )
+@click.option("--thing", type=int, default=None, help="The Thing of a household key.")
 @click.option("--name", default=None, help="What the key is for (shown by 'keys list').")
 @db_option
 @click.pass_context
 def keys_create(
-    ctx: click.Context, org: str | None, role: str, name: str | None, db_url: str | None
+    ctx: click.Context,
+    org: str | None,
+    role: str,
+    thing: int | None,
+    name: str | None,
+    db_url: str | None,
 ) -> None:
     """Create an API key and print it (once: only its digest is stored)."""
-    new = _run(ctx, db_url, lambda s: keys.create_key(s, role, org, name))
-    click.echo(f"created API key {new.id} ({role}{f' of {org}' if org else ''}); keep it now:")
+    new = _run(ctx, db_url, lambda s: keys.create_key(s, role, org, name, thing=thing))
+    whose = f" of {org}" if org else f" for Thing {thing}" if thing is not None else ""
+    click.echo(f"created API key {new.id} ({role}{whose}); keep it now:")
     click.echo(new.key)
 
 
@@ -86,6 +94,8 @@ def keys_list(ctx: click.Context, db_url: str | None) -> None:
     for k in _run(ctx, db_url, keys.list_keys):
         state = "revoked" if k["revoked"] else "active"
         org = k["organisation"] or "-"
+        if k["thing"] is not None:
+            org = f"{org} (Thing {k['thing']})"
         click.echo(f"{k['id']}\t{k['role']}\t{org}\t{state}\t{k['name'] or ''}")
 
 

@@ -21,10 +21,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from citytwin.access import Principal, Role
-from citytwin.errors import BadRequest, Conflict, NotFound, Unauthorized
+from citytwin.access.oidc import Identity, OidcVerifier, looks_like_jwt
+from citytwin.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from citytwin.planner.dialect import param
 from citytwin.planner.tables import ColumnTypes
-from citytwin.storage.base import Reader, Storage
+from citytwin.storage.base import Reader, Row, Storage
 
 KEY_PREFIX = "ct_"
 ADMIN_KEY_FILE = "admin-key.txt"
@@ -57,6 +58,7 @@ def keys_table(types: ColumnTypes) -> sa.Table:
         sa.Column("key_hash", types.text, nullable=False),
         sa.Column("org_id", types.id),
         sa.Column("role", types.text, nullable=False),
+        sa.Column("thing_id", types.id),
         sa.Column("name", types.text),
         sa.Column("created_at", types.time, nullable=False),
         sa.Column("revoked_at", types.time),
@@ -101,27 +103,47 @@ async def _organisation_id(r: Reader, storage: Storage, name: str) -> int:
 
 
 async def create_key(
-    storage: Storage, role: str, organisation: str | None = None, name: str | None = None
+    storage: Storage,
+    role: str,
+    organisation: str | None = None,
+    name: str | None = None,
+    *,
+    thing: int | None = None,
 ) -> NewKey:
-    """A new API key for ``role`` in the named organisation (admins may have none)."""
+    """A new API key for ``role`` in the named organisation (admins may have none); a
+    household key names its ``thing`` instead and belongs to the Thing's organisation."""
     try:
         parsed = Role(role)
     except ValueError:
-        raise BadRequest(f"no role {role}; choose admin, operator or reader") from None
+        raise BadRequest(f"no role {role}; choose admin, operator, reader or household") from None
     if parsed is Role.PUBLIC:
         raise BadRequest("the public role needs no key; choose admin, operator or reader")
-    if organisation is None and parsed is not Role.ADMIN:
+    if (thing is None) == (parsed is Role.HOUSEHOLD):
+        raise BadRequest("a household key, and only a household key, names its Thing (--thing ID)")
+    if organisation is None and parsed not in (Role.ADMIN, Role.HOUSEHOLD):
         raise BadRequest(f"a key with the role {role} needs an organisation (--org NAME)")
+    if organisation is not None and parsed is Role.HOUSEHOLD:
+        raise BadRequest("a household key belongs to its Thing's organisation; leave out --org")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     t = keys_table(storage.dialect.column_types)
     async with storage.writer() as w:
-        org_id = None if organisation is None else await _organisation_id(w, storage, organisation)
+        if thing is not None:
+            things = storage.tables.entity["Thing"]
+            found = await w.fetch(sa.select(things.c.org_id).where(things.c.id == param(thing)))
+            if not found:
+                raise NotFound(f"no Thing {thing} for the household key")
+            org_id = found[0]["org_id"]
+        else:
+            org_id = (
+                None if organisation is None else await _organisation_id(w, storage, organisation)
+            )
         rows = await w.execute_returning(
             sa.insert(t)
             .values(
                 key_hash=param(hash_key(key)),
                 org_id=param(org_id),
                 role=param(parsed.value),
+                thing_id=param(thing),
                 name=param(name),
                 created_at=storage.dialect.time_param(datetime.now(UTC)),
             )
@@ -148,7 +170,9 @@ async def list_keys(storage: Storage) -> list[dict[str, Any]]:
     k = keys_table(storage.dialect.column_types)
     o = organisations_table(storage.dialect.column_types)
     stmt = (
-        sa.select(k.c.id, o.c.name.label("organisation"), k.c.role, k.c.name, k.c.revoked_at)
+        sa.select(
+            k.c.id, o.c.name.label("organisation"), k.c.role, k.c.thing_id, k.c.name, k.c.revoked_at
+        )
         .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
         .order_by(k.c.id)
     )
@@ -159,6 +183,7 @@ async def list_keys(storage: Storage) -> list[dict[str, Any]]:
             "id": row["id"],
             "organisation": row["organisation"],
             "role": row["role"],
+            "thing": row["thing_id"],
             "name": row["name"],
             "revoked": row["revoked_at"] is not None,
         }
@@ -166,12 +191,22 @@ async def list_keys(storage: Storage) -> list[dict[str, Any]]:
     ]
 
 
-async def authenticate(storage: Storage, key: str) -> Principal:
-    """The principal of an API key; :class:`Unauthorized` for an unknown or revoked key."""
+async def authenticate(storage: Storage, key: str, oidc: OidcVerifier | None = None) -> Principal:
+    """The principal of an API key or, with ``oidc``, of an OpenID Connect token (a JWT:
+    it has two dots, API keys none). :class:`Unauthorized` for an unknown or revoked key
+    and an invalid token; :class:`Forbidden` for a valid token that this platform does not
+    admit (its organisation is unknown here, see :func:`token_principal`)."""
+    if looks_like_jwt(key):
+        if oidc is None:
+            raise Unauthorized(
+                "the bearer token looks like a JWT, but this server accepts no OpenID Connect "
+                "tokens (setting oidc_issuer is not set); send an API key"
+            )
+        return await token_principal(storage, await oidc.verify(key))
     k = keys_table(storage.dialect.column_types)
     o = organisations_table(storage.dialect.column_types)
     stmt = (
-        sa.select(k.c.id, k.c.org_id, k.c.role, o.c.name.label("organisation"))
+        sa.select(k.c.id, k.c.org_id, k.c.role, k.c.thing_id, o.c.name.label("organisation"))
         .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
         .where(k.c.key_hash == param(hash_key(key)), k.c.revoked_at.is_(None))
     )
@@ -180,7 +215,42 @@ async def authenticate(storage: Storage, key: str) -> Principal:
     if not rows:
         raise Unauthorized("the API key is not valid (unknown or revoked)")
     row = rows[0]
-    return Principal(f"key:{row['id']}", row["org_id"], Role(row["role"]), row["organisation"])
+    return principal_of_key(row["id"], row)
+
+
+def principal_of_key(key_id: int, row: Row) -> Principal:
+    """The principal of a key's row (with its organisation's name as ``organisation``)."""
+    return Principal(
+        f"key:{key_id}", row["org_id"], Role(row["role"]), row["organisation"], row["thing_id"]
+    )
+
+
+async def token_principal(storage: Storage, identity: Identity) -> Principal:
+    """The principal of a verified token. Its organisation must exist here (by name): a
+    token naming an unknown one, or an operator or reader token naming none, is refused
+    with 403 (the token is genuine, so a new one would not help; an admin has to create
+    the organisation or the issuer has to send its claim). A token mapping to no role
+    acts as the public role, with or without organisation."""
+    subject = f"oidc:{identity.subject}"
+    if identity.role is Role.PUBLIC:
+        return Principal(subject, None, Role.PUBLIC)
+    if identity.organisation is None:
+        if identity.role is Role.ADMIN:
+            return Principal(subject, None, Role.ADMIN)
+        raise Forbidden(
+            f"the token's role {identity.role} needs an organisation, and the token names "
+            "none (see setting oidc_org_claim)"
+        )
+    async with storage.reader() as r:
+        try:
+            org_id = await _organisation_id(r, storage, identity.organisation)
+        except NotFound:
+            raise Forbidden(
+                f"the token names the organisation {identity.organisation!r}, which this "
+                "platform does not know; an admin creates it with: citytwin orgs create "
+                f"{identity.organisation}"
+            ) from None
+    return Principal(subject, org_id, identity.role, identity.organisation)
 
 
 async def ensure_admin_key(storage: Storage, data_dir: Path) -> Path | None:

@@ -6,10 +6,11 @@ MultiDatastreams, their Observations, TaskingCapabilities and their Tasks. Open 
 marked by ``"openData": true`` in the properties of a Thing (all its Datastreams) or of
 one Datastream or MultiDatastream; only the owner can write those properties. A stream
 with ``"personal": true`` in its properties is never open data and is readable only by
-its organisation's operators (and admins).
+its organisation's operators (and admins), and by a household key of its Thing.
 
-Sensors, ObservedProperties and Actuators are a shared catalogue: any key reads them,
-anonymous requests those in use by a stream (or TaskingCapability) they may read.
+Sensors, ObservedProperties and Actuators are a shared catalogue: any key of an
+organisation reads them, anonymous requests and household keys those in use by a stream
+(or TaskingCapability) they may read.
 FeaturesOfInterest are readable to the organisation that created them and wherever an
 Observation of them is readable.
 
@@ -69,9 +70,16 @@ class Policy:
 
     def _own(self, table: Any) -> Sql:
         org = self.principal.organisation
-        if org is None or self.principal.role is Role.PUBLIC:
+        if org is None or self.principal.role in (Role.PUBLIC, Role.HOUSEHOLD):
             return sa.false()
         return table.c.org_id == param(org)  # type: ignore[no-any-return]
+
+    def _household(self, table: Any) -> Sql:
+        """The one Thing of a household key (nothing for other principals)."""
+        thing = self.principal.thing
+        if thing is None or self.principal.role is not Role.HOUSEHOLD:
+            return sa.false()
+        return table.c.id == param(thing)  # type: ignore[no-any-return]
 
     def _related(
         self, et: EntityType, table: Any, nav_name: str, cond: Callable[[EntityType, Any], Sql]
@@ -115,7 +123,7 @@ class Policy:
         name = et.name
         role = self.principal.role
         if name == "Thing":
-            return sa.or_(self._own(table), self._flag(table, OPEN))
+            return sa.or_(self._own(table), self._household(table), self._flag(table, OPEN))
         if name in STREAMS:
             return self._visible_stream(et, table)
         if name == "Location":
@@ -127,7 +135,7 @@ class Policy:
         if name == "FeatureOfInterest":
             return sa.or_(self._own(table), self._related(et, table, "Observations", self._visible))
         if name in CATALOGUE:
-            if role is not Role.PUBLIC:
+            if role not in (Role.PUBLIC, Role.HOUSEHOLD):
                 return None
             users = (
                 ("TaskingCapabilities",)
@@ -153,6 +161,9 @@ class Policy:
             return sa.or_(own, shared)
         if self.principal.role is Role.READER:
             return sa.or_(sa.and_(own, sa.not_(personal)), shared)
+        if self.principal.role is Role.HOUSEHOLD:  # its own meter, personal data included
+            mine = self._related(et, table, "Thing", lambda _, t: self._household(t))
+            return sa.or_(mine, shared)
         return shared
 
     # --- writing --------------------------------------------------------------------------

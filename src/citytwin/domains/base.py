@@ -84,6 +84,7 @@ class ThingKind:
     properties: tuple[str, ...]  # PropertyTemplate keys, one Datastream each
     sensor: str  # SensorTemplate key
     personal: bool = False  # its Datastreams carry personal data (household meters)
+    open_data: bool = False  # its Things are published as open data (docs/security.md)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ class KpiResult:
     units: dict[str, str] = field(default_factory=dict)
     series: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
+    # how personal data of households the principal may not read entered the figures
+    # (citytwin.domains.privacy); None where none did
+    privacy: dict[str, Any] | None = None
 
 
 KpiFunction = Callable[["DomainData", KpiQuery], Awaitable[KpiResult]]

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from citytwin.access.policy import PERSONAL
 from citytwin.domains.base import Domain
 from citytwin.domains.packages import installed_settings
 from citytwin.errors import BadRequest
@@ -77,14 +78,18 @@ class DomainData:
         registry: Registry,
         domains: Sequence[Domain] = (),
         visible: Visibility | None = None,
+        privacy_k: int = 5,
     ) -> None:
         self.storage = storage
         self.registry = registry
         # what the asking principal may read (None: everything): KPIs are computed from
-        # the Datastreams and Things it may read only
+        # the Datastreams and Things it may read, and from personal Datastreams it may not
+        # read only as sums over at least privacy_k households (citytwin.domains.privacy)
         self.visible = visible
+        self.privacy_k = privacy_k
         self.domains = {d.name: d for d in domains}
         self._streams: list[Stream] | None = None
+        self._hidden: list[Stream] | None = None
 
     async def settings(self, domain: str) -> dict[str, Any]:
         """The KPI settings of ``domain``: its defaults (:attr:`Domain.settings`) overlaid
@@ -96,31 +101,48 @@ class DomainData:
         return out
 
     async def all_streams(self) -> list[Stream]:
-        """Every Datastream with its Thing (read once per instance)."""
+        """Every Datastream the principal may read, with its Thing (read once)."""
         if self._streams is None:
-            tables = self.storage.tables
-            ds_type = self.registry.type("Datastream")
-            ds = tables.of(ds_type)
-            things = tables.of(self.registry.type("Thing"))
-            seen = None if self.visible is None else self.visible(ds_type, ds)
-            stmt = (
-                sa.select(
-                    ds.c.id,
-                    ds.c.name,
-                    ds.c.unit_of_measurement,
-                    ds.c.properties,
-                    things.c.id.label("thing_id"),
-                    things.c.name.label("thing_name"),
-                    things.c.properties.label("thing_properties"),
-                )
-                .select_from(ds.join(things, ds.c.thing_id == things.c.id))
-                .where(*([] if seen is None else [seen]))
-                .order_by(ds.c.id)
-            )
-            async with self.storage.reader() as r:
-                rows = await r.fetch(stmt)
-            self._streams = [_stream(row) for row in rows]
+            self._streams = await self._read_streams(visible=True)
         return self._streams
+
+    async def hidden_streams(self) -> list[Stream]:
+        """The personal Datastreams the principal may not read (read once): KPIs may use
+        them only through :mod:`citytwin.domains.privacy`."""
+        if self._hidden is None:
+            if self.visible is None:
+                self._hidden = []
+            else:
+                seen = {s.id for s in await self.all_streams()}
+                every = await self._read_streams(visible=False)
+                self._hidden = [
+                    s for s in every if s.id not in seen and s.properties.get(PERSONAL) is True
+                ]
+        return self._hidden
+
+    async def _read_streams(self, visible: bool) -> list[Stream]:
+        tables = self.storage.tables
+        ds_type = self.registry.type("Datastream")
+        ds = tables.of(ds_type)
+        things = tables.of(self.registry.type("Thing"))
+        seen = None if self.visible is None or not visible else self.visible(ds_type, ds)
+        stmt = (
+            sa.select(
+                ds.c.id,
+                ds.c.name,
+                ds.c.unit_of_measurement,
+                ds.c.properties,
+                things.c.id.label("thing_id"),
+                things.c.name.label("thing_name"),
+                things.c.properties.label("thing_properties"),
+            )
+            .select_from(ds.join(things, ds.c.thing_id == things.c.id))
+            .where(*([] if seen is None else [seen]))
+            .order_by(ds.c.id)
+        )
+        async with self.storage.reader() as r:
+            rows = await r.fetch(stmt)
+        return [_stream(row) for row in rows]
 
     async def streams(
         self,
@@ -132,16 +154,18 @@ class DomainData:
     ) -> list[Stream]:
         """The Datastreams of ``domain`` in ``area``, optionally of some kinds of Thing and
         some properties, in id order."""
-        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
-        props = {prop} if isinstance(prop, str) else set(prop) if prop is not None else None
-        return [
-            s
-            for s in await self.all_streams()
-            if s.thing_properties.get("domain") == domain
-            and (kinds is None or s.kind in kinds)
-            and (props is None or s.property in props)
-            and in_area(s.thing_properties, area)
-        ]
+        return _select(await self.all_streams(), domain, kind, prop, area)
+
+    async def hidden(
+        self,
+        domain: str,
+        *,
+        kind: str | Iterable[str] | None = None,
+        prop: str | Iterable[str] | None = None,
+        area: str = CITY,
+    ) -> list[Stream]:
+        """Like :meth:`streams`, of the personal Datastreams the principal may not read."""
+        return _select(await self.hidden_streams(), domain, kind, prop, area)
 
     async def areas(self) -> list[dict[str, Any]]:
         """The city, its districts and neighbourhoods as the stored Things name them."""
@@ -265,6 +289,25 @@ class DomainData:
                 if t is not None and row["v"] is not None:
                     out[row["datastream_id"]][t] = float(row["v"])
         return out
+
+
+def _select(
+    streams: Iterable[Stream],
+    domain: str,
+    kind: str | Iterable[str] | None,
+    prop: str | Iterable[str] | None,
+    area: str,
+) -> list[Stream]:
+    kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+    props = {prop} if isinstance(prop, str) else set(prop) if prop is not None else None
+    return [
+        s
+        for s in streams
+        if s.thing_properties.get("domain") == domain
+        and (kinds is None or s.kind in kinds)
+        and (props is None or s.property in props)
+        and in_area(s.thing_properties, area)
+    ]
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:

@@ -93,6 +93,14 @@ def domain_paths() -> dict[str, dict[str, Any]]:
                 },
             },
         },
+        "/api/v1/packages": {
+            "get": {
+                "operationId": "listPackages",
+                "summary": "the solution packages installed on this platform (docs/packages.md)",
+                "tags": _TAG,
+                "responses": {"200": _json(_LIST, "the installed packages")},
+            }
+        },
         "/api/v1/layers": {
             "get": {
                 "operationId": "listLayers",

@@ -143,6 +143,7 @@ async def export_package(
                 "properties": list(t.properties),
                 "sensor": t.sensor,
                 "personal": t.personal,
+                "openData": t.open_data,
             }
             for t in domain.thing_kinds
         ],
@@ -266,6 +267,7 @@ _THING_KIND: _Shape = {
     "properties": (True, (list,)),
     "sensor": (True, (str,)),
     "personal": (False, (bool,)),
+    "openData": (False, (bool,)),
 }
 _KPI: _Shape = {
     "title": (True, (str,)),
@@ -510,6 +512,16 @@ async def installed_settings(
     """The settings of the package installed for ``domain``, or None if there is none."""
     row = await _installed_row(reader, storage, domain)
     return None if row is None else row["settings"]
+
+
+async def switched_off(storage: Storage, domain: str) -> tuple[set[str], str | None]:
+    """The KPIs of ``domain`` that its installed package switches off, with the
+    package's version (none and None when no package is installed)."""
+    async with storage.reader() as r:
+        row = await _installed_row(r, storage, domain)
+    if row is None:
+        return set(), None
+    return {k["key"] for k in row["kpis"] if not k["enabled"]}, str(row["version"])
 
 
 # --- the table ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import orjson
 from citytwin.access import Principal
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
-from citytwin.domains.packages import installed
+from citytwin.domains.packages import installed, switched_off
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
@@ -40,6 +40,7 @@ class DomainService:
         domains: Sequence[Domain],
         layers_dir: Path | None = None,
         visibility: Callable[[Principal], Visibility | None] | None = None,
+        privacy_k: int = 5,
     ) -> None:
         self.storage = storage
         self.registry = registry
@@ -47,12 +48,15 @@ class DomainService:
         self.layers_dir = layers_dir
         # what a principal may read (see citytwin.access); None: everyone reads all
         self.visibility = visibility
+        self.privacy_k = privacy_k  # households in every sum of personal data (privacy.py)
 
     def data(self, principal: Principal | None = None) -> DomainData:
         visible = None
         if principal is not None and self.visibility is not None:
             visible = self.visibility(principal)
-        return DomainData(self.storage, self.registry, tuple(self.domains.values()), visible)
+        return DomainData(
+            self.storage, self.registry, tuple(self.domains.values()), visible, self.privacy_k
+        )
 
     def describe(self) -> dict[str, Any]:
         return {"value": [describe(d) for d in self.domains.values()]}
@@ -78,6 +82,13 @@ class DomainService:
         except UnknownKey:
             known = ", ".join(k.key for k in found.kpis)
             raise NotFound(f"domain {domain} has no KPI {key!r}; it has {known}") from None
+        off, version = await switched_off(self.storage, domain)
+        if key in off:
+            raise NotFound(
+                f"KPI {key} of domain {domain} is switched off on this platform by its "
+                f"installed package ({domain} {version}); install the package with "
+                f'"enabled": true for it to switch it on'
+            )
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
         result = await kpi.compute(self.data(principal), query)
         return render(found, kpi.key, query, result)
@@ -149,6 +160,8 @@ def describe(domain: Domain) -> dict[str, Any]:
                 "name": t.name,
                 "description": t.description,
                 "properties": list(t.properties),
+                "personal": t.personal,
+                "openData": t.open_data,
             }
             for t in domain.thing_kinds
         ],
@@ -213,6 +226,7 @@ def render(domain: Domain, key: str, query: KpiQuery, result: KpiResult) -> dict
         "units": result.units,
         "series": _tidy(result.series),
         "items": _tidy(result.items),
+        **({} if result.privacy is None else {"privacy": result.privacy}),
     }
 
 

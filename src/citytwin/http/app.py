@@ -23,11 +23,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from citytwin import __version__
 from citytwin.access import ANONYMOUS, Principal, Role
 from citytwin.access.keys import ensure_admin_key
+from citytwin.access.oidc import OidcVerifier
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
-from citytwin.errors import CitytwinError
+from citytwin.errors import CitytwinError, Unauthorized
 from citytwin.http import domains as domain_routes
-from citytwin.http import web
+from citytwin.http import session, web
+from citytwin.http.session import session_cookie
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
 from citytwin.openapi import OPENAPI_PATH, ApiDescription
@@ -43,7 +45,7 @@ from citytwin.service import Request, Service
 from citytwin.service import Response as ServiceResponse
 from citytwin.settings import Settings, load_settings
 from citytwin.tasking.dispatch import Dispatcher
-from citytwin.tasking.drivers import DriverContext
+from citytwin.tasking.drivers import DriverContext, WebhookTargets
 
 log = logging.getLogger("citytwin.http")
 
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         max_batch_requests=settings.max_batch_requests,
         filtered_delete=settings.filtered_delete,
         auth=settings.auth == "on",
+        oidc=OidcVerifier.from_settings(settings),
     )
     metrics = Metrics()
     domain_service = DomainService(
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         domains(pm),
         Path(settings.layers_dir or Path(settings.data_dir) / "layers"),
         lambda principal: None if (p := service.policy(principal)) is None else p.visible,
+        settings.privacy_k,
     )
     api = ApiDescription(registry, pm.hook.citytwin_openapi_paths(registry=registry))
     base = settings.service_root_url or f"http://{_local_host(settings.host)}:{settings.port}"
@@ -101,7 +105,12 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     tasks = Dispatcher(
         service,
         task_drivers(pm),
-        DriverContext(mqtt.publish, lambda: mqtt.transport is not None, settings.task_timeout),
+        DriverContext(
+            mqtt.publish,
+            lambda: mqtt.transport is not None,
+            settings.task_timeout,
+            WebhookTargets.parse(settings.task_webhook_allow),
+        ),
         str(base),
     )
 
@@ -179,7 +188,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        content_type = host = key = None
+        content_type = host = key = cookie = None
         minimal = False
         prefer: list[str] = []
         for name, value in scope["headers"]:
@@ -189,6 +198,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                 host = value.decode("latin-1")
             elif name == b"authorization" or name == b"x-api-key":
                 key = _api_key(name, value.decode("latin-1"))
+            elif name == b"cookie":
+                cookie = session_cookie(value.decode("latin-1"))
             elif name == b"prefer":
                 prefer.append(value.decode("latin-1"))
                 minimal = minimal or b"return=minimal" in value.lower().replace(b" ", b"")
@@ -199,6 +210,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             except CitytwinError as exc:
                 await _send(send, ServiceResponse.error(exc))
                 return
+        elif cookie is not None and service.auth:
+            principal = await cookie_principal(cookie)
         req = Request(
             principal=principal,
             method=scope["method"],
@@ -226,7 +239,18 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             value = request.headers.get(name)
             if value is not None:
                 key = _api_key(name.encode(), value)
-        return ANONYMOUS if key is None else await service.authenticate(key)
+        if key is not None:
+            return await service.authenticate(key)
+        cookie = session_cookie(request.headers.get("cookie", ""))
+        return ANONYMOUS if cookie is None else await cookie_principal(cookie)
+
+    async def cookie_principal(token: str) -> Principal:
+        """A browser's session; an expired or revoked one leaves it anonymous (the page
+        asks /api/v1/session, which says so and forgets the cookie)."""
+        try:
+            return await service.authenticate(token)
+        except Unauthorized:
+            return ANONYMOUS
 
     app = CitytwinApp(
         sta_asgi,
@@ -237,6 +261,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             Route("/metrics", metrics_page, methods=["GET"]),
             Route(OPENAPI_PATH, openapi_page, methods=["GET", "HEAD"]),
             *domain_routes.routes(domain_service, principal_of),
+            *session.routes(service, principal_of),
             *ui.routes(),
         ],
         lifespan=lifespan,

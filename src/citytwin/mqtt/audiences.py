@@ -4,18 +4,22 @@ may read (docs/security.md, MQTT)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from citytwin.access import ANONYMOUS, Principal, Role
 
 Receives = Callable[[str], bool]  # which clients a message goes to, by client id
-AudienceKey = tuple[Role, int | None]
+# a principal without what names it: what decides what it may read
+AudienceKey = Principal
 
 
 class Audiences:
     """The principal each client of the broker acts as (set when it connects).
 
-    Principals of one role and organisation read the same: they form one audience, whose
-    notifications are computed once. Admins read everything, whatever their organisation.
+    Principals that differ only in their names (the key or token, the organisation's
+    name) read the same: same role and organisation (and a household key's Thing). They
+    form one audience, whose notifications are computed once. Admins read everything,
+    whatever their organisation.
     """
 
     def __init__(self) -> None:
@@ -37,8 +41,9 @@ class Audiences:
 
     @staticmethod
     def key(principal: Principal) -> AudienceKey:
-        role = principal.role
-        return role, None if role is Role.ADMIN else principal.organisation
+        if principal.role is Role.ADMIN:
+            return Principal("", role=Role.ADMIN)
+        return replace(principal, identity="", organisation_name=None)
 
     def split(self, clients: Iterable[str]) -> list[tuple[Principal, frozenset[str]]]:
         """The clients grouped by audience, each group with a principal of it."""
@@ -50,8 +55,8 @@ class Audiences:
 
     def reported_to(self, sender: Principal, client_id: str | None) -> Receives:
         """Who receives the report of a refused publish (it repeats what was sent):
-        admins, the sending connection, and clients of the sender's role and
-        organisation; an anonymous sender's goes to no other anonymous client."""
+        admins, the sending connection, and clients of the sender's audience; an
+        anonymous sender's goes to no other anonymous client."""
         key = None if sender.anonymous else self.key(sender)
 
         def receives(client: str) -> bool:

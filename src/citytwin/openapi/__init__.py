@@ -22,7 +22,10 @@ import orjson
 from citytwin import __version__
 from citytwin.model import Registry
 from citytwin.openapi.paths import (
+    BAD_REQUEST,
+    NOT_FOUND,
     PREFIX,
+    UNAUTHORIZED,
     PathItem,
     entity_set_paths,
     json_response,
@@ -109,6 +112,64 @@ def service_pages() -> dict[str, PathItem]:
             "this description",
             {"200": json_response("OpenAPI 3.1", {"type": "object"})},
         ),
+        "/api/v1/session": session_paths(),
+    }
+
+
+def session_paths() -> dict[str, Any]:
+    """Signing a browser in (docs/security.md, "The browser")."""
+    who = {
+        "type": "object",
+        "properties": {
+            "accessControl": {"type": "boolean"},
+            "signedIn": {"type": "boolean"},
+            "identity": {"type": "string"},
+            "role": {"enum": ["admin", "operator", "reader", "public"]},
+            "organisation": {"type": ["string", "null"]},
+            "expires": {"type": "integer", "description": "Unix seconds"},
+            "mqtt": {
+                "type": "object",
+                "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+            },
+        },
+        "required": ["accessControl", "signedIn"],
+    }
+    return {
+        "get": {
+            "operationId": "getSession",
+            "summary": "who this client is; signed in, a token for its MQTT connection",
+            "tags": ["service"],
+            "responses": {"200": json_response("the session", who)},
+        },
+        "post": {
+            "operationId": "signIn",
+            "summary": "sign in with an API key; sets the session cookie",
+            "tags": ["service"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"key": {"type": "string"}},
+                            "required": ["key"],
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": json_response("signed in", who),
+                "400": BAD_REQUEST,
+                "401": UNAUTHORIZED,
+                "404": NOT_FOUND,
+            },
+        },
+        "delete": {
+            "operationId": "signOut",
+            "summary": "sign out; clears the session cookie",
+            "tags": ["service"],
+            "responses": {"204": {"description": "signed out"}, "404": NOT_FOUND},
+        },
     }
 
 
@@ -143,8 +204,27 @@ def describe(
             "schemas": components(registry),
             "parameters": parameters(),
             "responses": responses(),
+            "securitySchemes": SECURITY_SCHEMES,
         },
+        # anonymous requests read open data; credentials widen what a request may do
+        "security": [{}, *({name: []} for name in SECURITY_SCHEMES)],
     }
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API key, a session token, or an OpenID Connect access token",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "citytwin_session",
+        "description": "set by POST /api/v1/session (browsers)",
+    },
+}
 
 
 class ApiDescription:

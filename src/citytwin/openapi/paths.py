@@ -76,6 +76,8 @@ _ERRORS = {
     "Conflict": "the request contradicts stored data",
     "UnsupportedMediaType": "the body is not JSON",
     "Busy": "a conflicting change or an unreachable database; try again",
+    "Unauthorized": "the credentials are not valid: an unknown or revoked key, an expired token",
+    "Forbidden": "the principal may not do this; the message names the role or owner it lacks",
 }
 
 
@@ -92,6 +94,7 @@ BAD_REQUEST = _error("BadRequest")
 NOT_FOUND = _error("NotFound")
 UNSUPPORTED = _error("UnsupportedMediaType")
 BUSY = _error("Busy")
+UNAUTHORIZED = _error("Unauthorized")
 
 
 def _reads(options: tuple[str, ...]) -> list[dict[str, Any]]:

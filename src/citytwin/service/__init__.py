@@ -12,7 +12,9 @@ from citytwin import __version__
 from citytwin.access import Principal, Role
 from citytwin.access.guard import Guard, require_writer
 from citytwin.access.keys import authenticate
+from citytwin.access.oidc import OidcVerifier
 from citytwin.access.policy import Policy
+from citytwin.access.tokens import is_token, verify
 from citytwin.bus import Bus
 from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
@@ -92,6 +94,7 @@ class Service:
         max_batch_requests: int = 1000,
         filtered_delete: bool = False,
         auth: bool = True,
+        oidc: OidcVerifier | None = None,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -108,11 +111,16 @@ class Service:
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
         self.auth = auth  # off: every request may read and write everything
+        self.oidc = oidc  # checks bearer tokens of the configured issuer; None: keys only
 
     # --- access control (docs/security.md) -----------------------------------------------
     async def authenticate(self, key: str) -> Principal:
-        """The principal of an API key (:class:`~citytwin.errors.Unauthorized` if bad)."""
-        return await authenticate(self.storage, key)
+        """The principal of an API key, a session token made from one, or an OpenID
+        Connect token, whatever transport carried it (:class:`~citytwin.errors.Unauthorized`
+        if bad)."""
+        if is_token(key):
+            return await verify(self.storage, key)
+        return await authenticate(self.storage, key, self.oidc)
 
     def policy(self, principal: Principal | None) -> Policy | None:
         """What ``principal`` may see and change; None when it may do everything

@@ -184,6 +184,7 @@ def _thing_body(
             "district": thing.district,
             "neighbourhood": thing.neighbourhood,
             "simKey": thing.key,
+            **({"openData": True} if kind.open_data else {}),
         },
         "Locations": [
             {

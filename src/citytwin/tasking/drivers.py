@@ -15,12 +15,15 @@ returns an :class:`Outcome`, which becomes the Task's ``status``, ``statusMessag
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -73,11 +76,54 @@ class Outcome:
 
 @dataclass
 class DriverContext:
-    """What citytwin offers drivers: its MQTT side and the time a device may take."""
+    """What citytwin offers drivers: its MQTT side, the time a device may take, and the
+    private addresses webhooks may reach (setting ``task_webhook_allow``)."""
 
     publish: Callable[[str, bytes], Awaitable[None]]
     mqtt_on: Callable[[], bool]
     timeout: float
+    webhook_allow: WebhookTargets = field(default_factory=lambda: WebhookTargets(()))
+
+
+class WebhookTargets:
+    """Which hosts a webhook may reach: every public address, and private, loopback and
+    link-local ones only where the setting names their host or network. An operator who
+    may create TaskingCapabilities must not be able to make the server POST to its own
+    network (a database, a metadata service)."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self.hosts: set[str] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in (a.strip() for a in allowed):
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.hosts.add(entry.lower())
+
+    @classmethod
+    def parse(cls, setting: str | None) -> WebhookTargets:
+        return cls((setting or "").split(","))
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``url`` may not be reached, or None; resolves its host (blocking)."""
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host.lower() in self.hosts:
+            return None
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            return f"the device could not be reached: {host} does not resolve ({exc})"
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            if address.is_global or any(address in n for n in self.networks):
+                continue
+            return (
+                f"the webhook's host {host} is at {address}, a private, loopback or "
+                "link-local address; the setting task_webhook_allow must name it to allow it"
+            )
+        return None
 
 
 class TaskDriver(Protocol):
@@ -155,11 +201,10 @@ class WebhookDriver:
             raise ValueError("the webhook driver's headers must be an object of strings")
 
     async def send(self, order: Order, context: DriverContext) -> Outcome:
+        url = str(order.config["url"])
         body = orjson.dumps(order.message())
         headers = {"Content-Type": "application/json", **order.config.get("headers", {})}
-        request = urllib.request.Request(
-            str(order.config["url"]), data=body, headers=headers, method="POST"
-        )
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         # the standard library's client blocks: it runs in a thread, so the event loop
         # (and the client that POSTed the Task) never waits for the device; in threads of
         # its own, so that slow devices cannot hold up what asyncio runs in its default
@@ -167,12 +212,28 @@ class WebhookDriver:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="citytwin-webhook")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, _post, request, context.timeout)
+        return await loop.run_in_executor(
+            self._pool, _post, request, context.timeout, context.webhook_allow
+        )
 
 
-def _post(request: urllib.request.Request, timeout: float) -> Outcome:
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the device's answer, not a new address to POST to (it could point
+    into the server's own network)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(request: urllib.request.Request, timeout: float, targets: WebhookTargets) -> Outcome:
+    refusal = targets.refusal(request.full_url)
+    if refusal is not None:
+        return Outcome("failed", refusal)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             raw = response.read()
             status = response.status
     except urllib.error.HTTPError as exc:

@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from citytwin.domains.base import KpiQuery, KpiResult
-from citytwin.domains.data import DomainData, Stream
+from citytwin.domains.data import DomainData, Point, Stream
 from citytwin.domains.energy.meters import (
     STEP,
     energy_between,
@@ -35,6 +35,7 @@ from citytwin.domains.energy.meters import (
     rebucket,
     register_increments,
 )
+from citytwin.domains.privacy import Households, household_sum, interval_sums
 from citytwin.errors import BadRequest
 
 DOMAIN = "energy"
@@ -173,19 +174,44 @@ def _sum(per_stream: Mapping[int, Mapping[datetime, float]]) -> dict[datetime, f
     return out
 
 
-async def _flows(
-    data: DomainData, query: KpiQuery
-) -> tuple[dict[datetime, float], dict[datetime, float]]:
-    """(consumption, generation) in kW.h per 15-minute interval of the area."""
+@dataclass
+class Flows:
+    """Consumption and generation in kW.h per 15-minute interval of an area.
+
+    ``consumption`` is None when household meters the principal may not read would be
+    in it and no interval's household sum may be released (citytwin.domains.privacy);
+    intervals whose household sum may not be released are left out of both."""
+
+    consumption: dict[datetime, float] | None
+    generation: dict[datetime, float]
+    households: Households | None = None  # None: no such household in the area
+
+    def privacy(self) -> dict[str, Any] | None:
+        return None if self.households is None else self.households.document()
+
+
+async def _flows(data: DomainData, query: KpiQuery) -> Flows:
     meters = await data.streams(DOMAIN, kind=METERS, prop=POWER, area=query.area)
     pv = await data.streams(DOMAIN, kind=PV, prop=PV_POWER, area=query.area)
+    hidden = await data.hidden(DOMAIN, kind=METERS, prop=POWER, area=query.area)
     net = _sum(await _interval_means(data, meters, query))
     generation = {t: kw * HOURS for t, kw in _sum(await _interval_means(data, pv, query)).items()}
+    note = None
+    if hidden:
+        means = await _interval_means(data, hidden, query)
+        sums, withheld, note = interval_sums(hidden, means, query.area, data.privacy_k)
+        if not note.aggregated and note.withheld:
+            return Flows(None, generation, note)
+        for t in withheld:
+            net.pop(t, None)
+            generation.pop(t, None)
+        for t, v in sums.items():
+            net[t] = net.get(t, 0.0) + v
     consumption = {
         t: max(net.get(t, 0.0) * HOURS + generation.get(t, 0.0), 0.0)
         for t in sorted(set(net) | set(generation))
     }
-    return consumption, {t: generation.get(t, 0.0) for t in consumption}
+    return Flows(consumption, {t: generation.get(t, 0.0) for t in consumption}, note)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -198,7 +224,10 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 async def _balance(data: DomainData, query: KpiQuery) -> tuple[Shares, KpiResult]:
     _check_options(query)
     size = _series_bucket(query)
-    consumption, generation = await _flows(data, query)
+    flows = await _flows(data, query)
+    if flows.consumption is None:
+        return _generation_only(flows, query, size)
+    consumption, generation = flows.consumption, flows.generation
     total = shares((consumption[t], generation[t]) for t in consumption)
     series = []
     origin = query.start.astimezone(UTC)
@@ -228,18 +257,47 @@ async def _balance(data: DomainData, query: KpiQuery) -> tuple[Shares, KpiResult
             "autarky_balanced": _round(total.autarky_balanced),
             "self_consumption_balanced": _round(total.self_consumption_balanced),
         },
-        units={
-            "consumption": "kW.h",
-            "generation": "kW.h",
-            "local": "kW.h",
-            "autarky": "1",
-            "self_consumption": "1",
-            "autarky_balanced": "1",
-            "self_consumption_balanced": "1",
-        },
+        units=BALANCE_UNITS,
         series=series,
+        privacy=flows.privacy(),
     )
     return total, result
+
+
+BALANCE_UNITS = {
+    "consumption": "kW.h",
+    "generation": "kW.h",
+    "local": "kW.h",
+    "autarky": "1",
+    "self_consumption": "1",
+    "autarky_balanced": "1",
+    "self_consumption_balanced": "1",
+}
+
+
+def _generation_only(flows: Flows, query: KpiQuery, size: timedelta) -> tuple[Shares, KpiResult]:
+    """The balance when the area's consumption may not be told (privacy): generation
+    only, every figure that needs consumption null."""
+    origin = query.start.astimezone(UTC)
+    per_bucket = rebucket(flows.generation, origin, size)
+    series = [
+        {
+            "time": b,
+            "value": None,
+            "consumption": None,
+            "generation": _round(g),
+            "autarky": None,
+            "self_consumption": None,
+        }
+        for b, g in sorted(per_bucket.items())
+    ]
+    values: dict[str, Any] = dict.fromkeys(BALANCE_UNITS)
+    if flows.generation:
+        values["generation"] = _round(sum(flows.generation.values()))
+    none = Shares(0.0, 0.0, 0.0, None, None, None, None)
+    return none, KpiResult(
+        value=None, values=values, units=BALANCE_UNITS, series=series, privacy=flows.privacy()
+    )
 
 
 async def balance(data: DomainData, query: KpiQuery) -> KpiResult:
@@ -255,6 +313,7 @@ async def autarky(data: DomainData, query: KpiQuery) -> KpiResult:
         values={"local": full.values["autarky"], "balanced": full.values["autarky_balanced"]},
         units={"local": "1", "balanced": "1"},
         series=[{"time": s["time"], "value": s["autarky"]} for s in full.series],
+        privacy=full.privacy,
     )
 
 
@@ -268,6 +327,7 @@ async def self_consumption(data: DomainData, query: KpiQuery) -> KpiResult:
         },
         units={"local": "1", "balanced": "1"},
         series=[{"time": s["time"], "value": s["self_consumption"]} for s in full.series],
+        privacy=full.privacy,
     )
 
 
@@ -275,8 +335,11 @@ async def consumption(data: DomainData, query: KpiQuery) -> KpiResult:
     """Energy per meter point from its registers over the period (value: their sum)."""
     _check_options(query)
     streams = await data.streams(DOMAIN, kind=METERS, prop=(IMPORT, EXPORT), area=query.area)
+    hidden = await data.hidden(DOMAIN, kind=METERS, prop=(IMPORT, EXPORT), area=query.area)
     points = await data.observations(
-        [s.id for s in streams], query.start - REGISTER_MARGIN, query.end + REGISTER_MARGIN
+        [s.id for s in (*streams, *hidden)],
+        query.start - REGISTER_MARGIN,
+        query.end + REGISTER_MARGIN,
     )
     by_thing: dict[int, dict[str, Any]] = {}
     for s in streams:
@@ -304,17 +367,42 @@ async def consumption(data: DomainData, query: KpiQuery) -> KpiResult:
     items = sorted(by_thing.values(), key=lambda i: (i["name"], i["id"]))
     measured = [i["consumption"] for i in items if i["consumption"] is not None]
     exported = [i["export"] for i in items if i["export"] is not None]
+    values: dict[str, Any] = {
+        "consumption": sum(measured) if measured else None,
+        "export": sum(exported) if exported else None,
+        "meters": len(measured),
+        "resets": sum(i["resets"] for i in items),
+    }
+    units = {"consumption": "kW.h", "export": "kW.h", "meters": "1", "resets": "1"}
+    privacy = None
+    if hidden:  # households the principal may not read: only sums over k of them
+        note = Households(data.privacy_k, len({s.thing_id for s in hidden}))
+        for prop, name in ((IMPORT, "consumption"), (EXPORT, "export")):
+            energies = [(s, _register_energy(points[s.id], query)) for s in hidden]
+            part, counted = household_sum(
+                [(s, kwh) for s, kwh in energies if s.property == prop],
+                query.area,
+                data.privacy_k,
+            )
+            values[f"household_{name}"] = None if part is None else round(part, 4)
+            units[f"household_{name}"] = "kW.h"
+            if part is not None:
+                note.released += 1
+                values[name] = (values[name] or 0.0) + part
+            elif counted:  # households would be in it, and their sum may not be told
+                note.withheld += 1
+                values[name] = None
+        privacy = note.document("figures")
+    for name in ("consumption", "export"):
+        values[name] = _round(values[name])
     return KpiResult(
-        value=round(sum(measured), 4) if measured else None,
-        values={
-            "consumption": round(sum(measured), 4) if measured else None,
-            "export": round(sum(exported), 4) if exported else None,
-            "meters": len(measured),
-            "resets": sum(i["resets"] for i in items),
-        },
-        units={"consumption": "kW.h", "export": "kW.h", "meters": "1", "resets": "1"},
-        items=items,
+        value=values["consumption"], values=values, units=units, items=items, privacy=privacy
     )
+
+
+def _register_energy(points: Sequence[Point], query: KpiQuery) -> float | None:
+    reg = register_increments((p.time, p.result, _serial(p.parameters)) for p in points)
+    return energy_between(reg.increments, query.start, query.end) if reg.readings >= 2 else None
 
 
 async def transformer_loading(data: DomainData, query: KpiQuery) -> KpiResult:
@@ -393,9 +481,21 @@ async def load_profile(data: DomainData, query: KpiQuery) -> KpiResult:
         tz = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadRequest(f"KPI parameter tz: {name!r} is not an IANA time zone") from None
-    consumption, generation = await _flows(data, query)
-    demand = slot_profile({t: e / HOURS for t, e in consumption.items()}, tz)
-    supply = dict(slot_profile({t: e / HOURS for t, e in generation.items()}, tz))
+    flows = await _flows(data, query)
+    supply = dict(slot_profile({t: e / HOURS for t, e in flows.generation.items()}, tz))
+    units = {"peak": "kW", "mean": "kW", "base": "kW", "load_factor": "1"}
+    if flows.consumption is None:  # privacy: consumption may not be told, generation may
+        return KpiResult(
+            value=None,
+            values=dict.fromkeys(units),
+            units=units,
+            series=[
+                {"slot": slot, "value": None, "consumption": None, "generation": round(kw, 4)}
+                for slot, kw in sorted(supply.items())
+            ],
+            privacy=flows.privacy(),
+        )
+    demand = slot_profile({t: e / HOURS for t, e in flows.consumption.items()}, tz)
     series = [
         {
             "slot": slot,
@@ -415,8 +515,9 @@ async def load_profile(data: DomainData, query: KpiQuery) -> KpiResult:
             "base": _round(min(kw for _, kw in demand)) if demand else None,
             "load_factor": _round(stats.load_factor),
         },
-        units={"peak": "kW", "mean": "kW", "base": "kW", "load_factor": "1"},
+        units=units,
         series=series,
+        privacy=flows.privacy(),
     )
 
 

@@ -57,6 +57,7 @@ THING_KINDS = (
         "(traffic or background)",
         ("pm25", "pm10", "no2", "o3"),
         "aq_monitor",
+        open_data=True,
     ),
     ThingKind(
         "weather_station",
@@ -64,6 +65,7 @@ THING_KINDS = (
         "Air temperature station for heat days",
         ("air_temperature",),
         "thermometer",
+        open_data=True,
     ),
 )
 

@@ -164,6 +164,7 @@ THING_KINDS = (
         "Counting point on a main street (TrafficFlowObserved).",
         ("intensity", "occupancy", "average_speed"),
         "traffic_counter",
+        open_data=True,
     ),
     ThingKind(
         "parking",
@@ -171,6 +172,7 @@ THING_KINDS = (
         "Off-street car park; its Thing carries the capacity (totalSpotNumber).",
         ("occupied_spots", "available_spots"),
         "parking_counter",
+        open_data=True,
     ),
     ThingKind(
         "charging_point",
@@ -178,6 +180,7 @@ THING_KINDS = (
         "Public or fleet EV charging point (one OCPI EVSE).",
         ("status", "power"),
         "evse_controller",
+        open_data=True,
     ),
 )
 

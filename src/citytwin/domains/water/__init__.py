@@ -94,6 +94,7 @@ THING_KINDS = (
         "discharge_coefficient (C_d of the Poleni formula, default 0.6)",
         ("level",),
         "level_probe",
+        open_data=True,
     ),
     ThingKind(
         "rain_gauge",
@@ -101,6 +102,7 @@ THING_KINDS = (
         "Rain gauge in the sewer catchment",
         ("precipitation",),
         "rain_gauge",
+        open_data=True,
     ),
 )
 

@@ -11,7 +11,7 @@ export class Live {
   }
 
   // mqtt.js is loaded here, after the first picture, not with the page (see build.mjs).
-  async connect() {
+  async connect(credentials = null) {
     if (!this.url) {
       this.onStatus("off", "live updates off: the server names no MQTT WebSocket");
       return;
@@ -22,6 +22,8 @@ export class Live {
       reconnectPeriod: 2000,
       connectTimeout: 10000,
       clientId: `citytwin-ui-${Math.random().toString(16).slice(2, 10)}`,
+      // signed in: the session's token, so the broker sends what this identity may read
+      ...(credentials ?? {}),
     });
     this.client.on("connect", () => {
       this.onStatus("on", "live");

@@ -9,6 +9,7 @@ import { Detail } from "./detail.js";
 import { Entities } from "./entities.js";
 import { zoneText } from "./format.js";
 import { Live } from "./live.js";
+import { loadSession, mqttCredentials, renderSession } from "./session.js";
 import { CityMap } from "./map.js";
 import { Twin } from "./twin.js";
 
@@ -26,6 +27,10 @@ async function start() {
   // the Things are fetched while the configuration and the map load
   const twin = new Twin();
   const loaded = twin.load();
+  const session = loadSession().then((s) => {
+    renderSession(document.getElementById("session"), s);
+    return s;
+  });
   await loadConfig();
   timings.config = performance.now();
   const live = new Live(config.mqtt?.url, setStatus);
@@ -74,7 +79,7 @@ async function start() {
     document.body.dataset.ready = "true";
     live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
     live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
-    live.connect();
+    session.then((s) => live.connect(mqttCredentials(s)));
   });
 }
 

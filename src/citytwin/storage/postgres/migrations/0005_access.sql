@@ -14,6 +14,7 @@ CREATE TABLE api_keys (
     key_hash text NOT NULL UNIQUE,
     org_id bigint REFERENCES organisations (id),
     role text NOT NULL,
+    thing_id bigint, -- a household key's Thing (no foreign key: a deleted Thing opens nothing)
     name text,
     created_at timestamptz NOT NULL,
     revoked_at timestamptz

@@ -14,6 +14,7 @@ CREATE TABLE api_keys (
     key_hash TEXT NOT NULL UNIQUE,
     org_id INTEGER REFERENCES organisations (id),
     role TEXT NOT NULL,
+    thing_id INTEGER, -- a household key's Thing (no foreign key: a deleted Thing opens nothing)
     name TEXT,
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
