@@ -355,3 +355,23 @@ def test_households_receive_their_own_meter_only(world: World, port: int) -> Non
     finally:
         for c in homes.values():
             c.close()
+
+
+def test_a_browser_sessions_mqtt_credentials_receive_its_principals_data(
+    world: World, port: int
+) -> None:
+    """The page connects MQTT with what /api/v1/session gives a signed-in browser."""
+    doc = world.as_("operator", "GET", "/api/v1/session")
+    creds = doc["mqtt"]
+    topic = f"v1.1/Datastreams({world.streams['personal']})/Observations"
+    page = MqttClient(
+        port, "citytwin-ui-test", username=creds["username"], password=creds["password"]
+    )
+    try:
+        assert page.refusal is None
+        page.subscribe(topic)
+        world.observation("personal", 5454.5)
+        [note] = page.wait(topic)
+        assert note.json()["result"] == 5454.5
+    finally:
+        page.close()
