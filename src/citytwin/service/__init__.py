@@ -4,12 +4,14 @@ formatted here. Adapters (HTTP, MQTT) only translate to and from :class:`Request
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from citytwin import __version__
 from citytwin.access import Principal, Role
+from citytwin.access.audit import Origin
 from citytwin.access.guard import Guard, require_writer
 from citytwin.access.keys import authenticate
 from citytwin.access.policy import Policy
@@ -124,6 +126,24 @@ class Service:
     def guard(self, principal: Principal) -> Guard | None:
         """The write checks of a request's transaction; None with access control off."""
         return Guard(principal, self.policy(principal)) if self.auth else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, origin: Origin, now: datetime | None = None) -> AsyncIterator[Unit]:
+        """A write transaction of ``origin``'s principal, with its write checks: every
+        write of the service goes through here. What it changed is written to the audit
+        log just before it commits, in it (nothing is recorded when it rolls back)."""
+        async with self.storage.writer() as w:
+            unit = Unit(
+                self.registry,
+                self.storage,
+                w,
+                now,
+                self.write_rules,
+                self.guard(origin.principal),
+                origin,
+            )
+            yield unit
+            await unit.close()
 
     def check_writer(self, request: Request) -> None:
         """Refuse a write of a reader or an anonymous request before it starts."""

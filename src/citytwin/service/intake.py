@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from citytwin.access import ANONYMOUS, Principal
+from citytwin.access.audit import Origin
 from citytwin.errors import CitytwinError, Unavailable
 from citytwin.query.path import Segment, parse_path
 from citytwin.service import VERSIONS, Service
@@ -53,8 +55,8 @@ class Intake:
         self.parser = DraftParser(service.registry)
         self._topics: dict[str, int | None] = {}  # topic -> Datastream of its path, if any
 
-    def request(self, topic_text: str, payload: bytes) -> Request:
-        """The POST that a message on a create topic stands for."""
+    def request(self, topic_text: str, payload: bytes, principal: Principal = ANONYMOUS) -> Request:
+        """The POST that a message on a create topic stands for, sent by ``principal``."""
         version, _, rest = topic_text.partition("/")
         return Request(
             "POST",
@@ -64,11 +66,15 @@ class Intake:
             content_type="application/json",
             base_url=self.base_url,
             minimal=True,  # nobody reads the answer
+            principal=principal,
+            transport="mqtt",
         )
 
-    async def create(self, messages: Sequence[tuple[str, bytes]]) -> list[Response | None]:
-        """Store what the messages stand for; for each, None when it is stored as a plain
-        Observation, else the answer its POST got."""
+    async def create(
+        self, messages: Sequence[tuple[str, bytes]], principal: Principal = ANONYMOUS
+    ) -> list[Response | None]:
+        """Store what the messages (all from ``principal``) stand for; for each, None
+        when it is stored as a plain Observation, else the answer its POST got."""
         plain: list[Plain] = []
         general: list[int] = []
         for i, (topic_text, payload) in enumerate(messages):
@@ -79,10 +85,10 @@ class Intake:
                 plain.append(item)
         out: list[Response | None] = [None] * len(messages)
         if plain:
-            general += await self._store(plain, out)
+            general += await self._store(plain, out, principal)
         if general:
             general.sort()
-            requests = [self.request(*messages[i]) for i in general]
+            requests = [self.request(*messages[i], principal) for i in general]
             for i, response in zip(general, await self.service.handle_many(requests), strict=True):
                 out[i] = response
         return out
@@ -129,11 +135,13 @@ class Intake:
                 return parent
         return NOT_PLAIN
 
-    async def _store(self, plain: list[Plain], out: list[Response | None]) -> list[int]:
+    async def _store(
+        self, plain: list[Plain], out: list[Response | None], principal: Principal
+    ) -> list[int]:
         """Store the plain Observations in one transaction; the indices of those that
         go the general way instead."""
         try:
-            return await self._together(plain)
+            return await self._together(plain, principal)
         except Unavailable as exc:  # each would wait for the database alike
             for item in plain:
                 out[item.index] = Response.error(exc)
@@ -143,10 +151,9 @@ class Intake:
             return [item.index for item in plain]
 
     @set_up_first
-    async def _together(self, plain: list[Plain]) -> list[int]:
+    async def _together(self, plain: list[Plain], principal: Principal) -> list[int]:
         service = self.service
-        async with service.storage.writer() as w:
-            unit = Unit(service.registry, service.storage, w, extensions=service.write_rules)
+        async with service.transaction(Origin(principal, "mqtt")) as unit:
             missing = await _unknown(unit, plain)
             kept = [item for item in plain if not missing & item.related.items()]
             if kept:
