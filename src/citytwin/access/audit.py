@@ -38,7 +38,7 @@ __all__ = ["Action", "Origin", "entries", "prune", "record"]
 MAX_IDS = 100  # ids kept in one row; the count is always exact
 OPERATIONS = {"created": "create", "updated": "update", "deleted": "delete"}
 # how a write reached the service
-TRANSPORTS = ("http", "batch", "mqtt", "cli", "tasking")
+TRANSPORTS = ("http", "batch", "mqtt", "cli", "tasking", "system")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from citytwin.access.guard import Guard, require_writer
 from citytwin.access.keys import authenticate
 from citytwin.access.policy import Policy
 from citytwin.bus import Bus
-from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
+from citytwin.errors import BadRequest, CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
 from citytwin.openapi import OPENAPI_PATH
 from citytwin.planner.reads import ReadPlanner
@@ -94,6 +94,7 @@ class Service:
         max_batch_requests: int = 1000,
         filtered_delete: bool = False,
         auth: bool = True,
+        max_expand_depth: int = 0,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -110,6 +111,7 @@ class Service:
         self.batcher = Batcher(lambda posts: create_together(self, posts))
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
         self.auth = auth  # off: every request may read and write everything
+        self.max_expand_depth = max_expand_depth  # 0: no limit
 
     # --- access control (docs/security.md) -----------------------------------------------
     async def authenticate(self, key: str) -> Principal:
@@ -243,6 +245,13 @@ class Service:
             self._paths[request.path] = path
         options = parse_query(request.query) if request.query else NO_OPTIONS
         result_format(options.result_format)  # refuses unknown formats, whatever the method
+        if self.max_expand_depth and options.expand:
+            depth = expand_depth(options)
+            if depth > self.max_expand_depth:
+                raise BadRequest(
+                    f"$expand nests {depth} levels; at most {self.max_expand_depth} are "
+                    f"allowed (setting max_expand_depth)"
+                )
         return path, options
 
     async def _dispatch(self, request: Request) -> Response:
@@ -337,3 +346,8 @@ class Service:
             ],
             "serverSettings": settings,
         }
+
+
+def expand_depth(options: QueryOptions) -> int:
+    """How many levels of $expand ``options`` nest (0: none)."""
+    return max((1 + expand_depth(e.options) for e in options.expand), default=0)
