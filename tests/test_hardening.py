@@ -190,6 +190,7 @@ def test_the_ui_page_has_a_policy_that_lets_it_work(
     assert resp.status_code == 200
     csp = directives(resp.headers["content-security-policy"])
     assert csp["script-src"] == ["'self'"]
+    assert csp["style-src"] == ["'self'"]
     assert csp["connect-src"] == ["'self'", "wss://broker.example.org/mqtt"]
     assert "blob:" in csp["worker-src"]
     assert csp["frame-ancestors"] == ["'none'"]

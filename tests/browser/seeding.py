@@ -70,7 +70,8 @@ async def _fill(
     await storage.migrate()
     await storage.open()
     try:
-        service = Service(registry, storage, Bus(), max_batch_requests=10_000)
+        # the seeding acts as an all-powerful client, like the servers it fills (--insecure)
+        service = Service(registry, storage, Bus(), max_batch_requests=10_000, auth=False)
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         for start in range(0, len(things), 500):
             chunk = things[start : start + 500]

@@ -200,9 +200,10 @@ class RateLimit:
 
 # --- security headers -----------------------------------------------------------------------
 def ui_policy(settings: Settings, mqtt: web.HasState, request: Request) -> str:
-    """The Content-Security-Policy of the UI's page: its own scripts, styles and data,
-    the MQTT WebSocket it connects to, MapLibre's workers (which it may start from blob:
-    URLs) and, with a basemap style set, the map tiles of https servers."""
+    """The Content-Security-Policy of the UI's page: its own scripts, style sheets and
+    data, style attributes, the MQTT WebSocket it connects to, MapLibre's workers (which
+    it may start from blob: URLs) and, with a basemap style set, the map tiles of https
+    servers."""
     connect = ["'self'"]
     images = ["'self'", "data:", "blob:"]
     url = web.mqtt_url(settings, mqtt, request)
@@ -216,6 +217,8 @@ def ui_policy(settings: Settings, mqtt: web.HasState, request: Request) -> str:
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
+            # the UI sets style attributes (legend swatches); no <style> elements
+            "style-src-attr 'unsafe-inline'",
             f"img-src {' '.join(images)}",
             "font-src 'self' data:",
             f"connect-src {' '.join(connect)}",
