@@ -51,6 +51,20 @@ def test_a_body_over_the_limit_is_refused_with_413_and_not_stored(
     assert resp.status_code == 413
     assert app.get("Things").json()["value"] == []
     assert app.post("Things", THING).status_code == 201  # below the limit
+    small = app.request(
+        "POST",
+        "Things",
+        content=_chunked(b'{"name": "a", "description": "b"}'),
+        headers={"content-type": "application/json"},
+    )
+    assert small.status_code == 201  # a chunked body below the limit is handed on whole
+    layer = app.request("PUT", "/api/v1/layers/big", content=chunks())
+    assert layer.status_code == 413  # the domain API and the UI are behind the limit too
+
+
+async def _chunked(body: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(body), 5):
+        yield body[i : i + 5]
 
 
 def test_expand_deeper_than_the_limit_is_refused_with_400(

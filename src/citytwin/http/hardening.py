@@ -68,13 +68,10 @@ async def _refuse(send: Send, status: int, message: str, headers: dict[str, str]
 
 
 # --- body size ------------------------------------------------------------------------------
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """Refuses a request body of more than ``limit`` bytes with 413 (0: no limit): at once
-    when its Content-Length says so, else as soon as that many bytes have arrived."""
+    """Refuses a request body of more than ``limit`` bytes with 413 (0: no limit), before
+    the application reads any of it: at once when its Content-Length says so; a body
+    without one (chunked) is read here up to the limit and handed on whole."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -96,30 +93,27 @@ class BodyLimit:
                 if value.isdigit() and int(value) > self.limit:
                     await _refuse(send, 413, self.message(), {"connection": "close"})
                     return
-                break
-        received = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal received
+                await self.app(scope, receive, send)  # the server holds it to its length
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away: nobody waits for an answer
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await _refuse(send, 413, self.message(), {"connection": "close"})
+                return
+            if not message.get("more_body", False):
+                break
+        whole: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
 
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> Message:
+            return whole.pop() if whole else await receive()
 
-        try:
-            await self.app(scope, counted, sending)
-        except _TooLarge:
-            if started:
-                raise
-            await _refuse(send, 413, self.message(), {"connection": "close"})
+        await self.app(scope, replay, send)
 
 
 # --- rate limiting --------------------------------------------------------------------------
