@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +18,8 @@ from citytwin.access.keys import authenticate
 from citytwin.cli import main
 from citytwin.service.intake import Intake
 from tests.access.world import World, build
-from tests.support import Client
+from tests.mqtt.support import free_port, mqtt_client
+from tests.support import Client, datastream, location, make_client, thing
 from tests.tasking_support import dim
 
 T0 = "2026-01-01T00:00:00Z"
@@ -287,3 +289,32 @@ def test_retention_deletes_old_rows_and_records_that_it_did(world: World, log: L
     assert aged not in {r["id"] for r in log.all()}
     assert log.what() == [("cli", "prune", "audit_log", 1, [], {"olderThanDays": 30})]
     assert world.client.call(audit.prune(storage, 30, origin)) == 0
+
+
+def test_a_real_mqtt_publish_is_recorded_as_mqtt(db_url: str, tmp_path: Path) -> None:
+    """Over the embedded broker (access control off: the publish is anonymous)."""
+    port = free_port()
+    client = make_client(tmp_path, db=db_url, mqtt="embedded", mqtt_port=port, mqtt_ws_port=0)
+    try:
+        tid = client.create(
+            "Things", thing("T", locations=[location()], datastreams=[datastream("A")])
+        )
+        (ds,) = client.ids(f"Things({tid})/Datastreams")
+        storage = client.app.state.service.storage
+        before = client.call(audit.entries(storage))
+        topic = f"v1.1/Datastreams({ds})/Observations"
+        with mqtt_client(port, "audited") as sensor, mqtt_client(port, "watch") as watch:
+            watch.subscribe(topic)
+            sensor.publish(topic, {"result": 7.5})
+            watch.wait(topic)  # stored: its notification went out after the commit
+        rows = [r for r in client.call(audit.entries(storage)) if r["id"] > before[0]["id"]]
+        # the first Observation of the Thing's Location also made its FeatureOfInterest
+        assert sorted((r["transport"], r["identity"], r["entity"], r["count"]) for r in rows) == [
+            ("mqtt", "anonymous", "FeatureOfInterest", 1),
+            ("mqtt", "anonymous", "Observation", 1),
+        ]
+        assert [r["detail"] for r in rows if r["entity"] == "Observation"] == [
+            {"Datastreams": [ds]}
+        ]
+    finally:
+        client.close()
