@@ -14,7 +14,7 @@ import click
 import httpx
 
 from citytwin import __version__
-from citytwin.access.cli import keys_group, orgs_group
+from citytwin.access.cli import audit_command, keys_group, orgs_group
 from citytwin.errors import ConfigurationError
 from citytwin.model.values import parse_duration
 from citytwin.settings import SETTINGS, Settings, load_settings
@@ -356,6 +356,7 @@ def simulate(
 
 main.add_command(keys_group)
 main.add_command(orgs_group)
+main.add_command(audit_command)
 
 
 @main.group()

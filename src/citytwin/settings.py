@@ -34,6 +34,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
@@ -226,6 +230,54 @@ SETTINGS: tuple[Setting, ...] = (
         1000,
         "Largest page served; a larger $top is capped and continued by @iot.nextLink.",
         _positive,
+    ),
+    Setting(
+        "max_expand_depth",
+        int,
+        5,
+        "Most levels of $expand one request may nest (Things?$expand=Datastreams/"
+        "Observations is 2); a deeper one is refused with 400. 0: no limit.",
+        _not_negative,
+    ),
+    Setting(
+        "max_body_bytes",
+        int,
+        64 * 1024 * 1024,
+        "Largest request body, in bytes (a $batch, a CreateObservations array, a layer); "
+        "a larger one is refused with 413 before it is read. 0: no limit.",
+        _not_negative,
+    ),
+    Setting(
+        "rate_limit",
+        float,
+        0.0,
+        "Requests a second each identity (API key, or client address for anonymous "
+        "requests) may send on average; faster ones are answered 429 with Retry-After. "
+        "Counted by each instance (each server worker) on its own. 0: no limit.",
+        _not_negative,
+    ),
+    Setting(
+        "rate_limit_burst",
+        int,
+        50,
+        "With rate_limit: requests an identity may send at once before the average counts.",
+        _positive,
+    ),
+    Setting(
+        "cors_origins",
+        str,
+        None,
+        "Web origins whose pages may call the API from a browser (CORS), comma-separated, "
+        "e.g. 'https://dashboard.example.org'; '*' for any. Default: none, only pages of "
+        "this server's own origin.",
+    ),
+    Setting(
+        "audit_retention_days",
+        int,
+        0,
+        "Days the audit log keeps its rows; older ones are deleted when the server starts "
+        "and by 'citytwin audit --prune'. 0: keep every row.",
+        _not_negative,
     ),
     Setting(
         "count_mode",

@@ -52,7 +52,7 @@ async def _columns(url: str) -> dict[str, set[str]]:
 def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) -> None:
     store = PostgresStore(pg_url, REGISTRY)
     assert run(store.migrate()) == []  # the template is migrated already
-    assert run(store.schema_version()) == 5
+    assert run(store.schema_version()) == 7
     stored = run(_columns(pg_url))
     for name, table in store.tables.metadata.tables.items():
         assert stored[name] == {c.name for c in table.columns}, name

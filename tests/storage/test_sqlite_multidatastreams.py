@@ -51,6 +51,7 @@ def test_observations_survive_the_rebuild_and_ids_are_not_reused(tmp_path: Path)
         "0004_tasking.sql",
         "0005_domain_packages.sql",
         "0006_access.sql",
+        "0007_audit.sql",
     ]
     conn = sqlite3.connect(store.path)
     rows = conn.execute(

@@ -1,4 +1,5 @@
-"""``citytwin keys`` and ``citytwin orgs``: the API keys and organisations of a platform."""
+"""``citytwin keys``, ``citytwin orgs`` and ``citytwin audit``: the API keys and
+organisations of a platform, and its audit log."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
+import orjson
 
-from citytwin.access import keys
+from citytwin.access import audit, keys
 from citytwin.errors import CitytwinError, ConfigurationError
-from citytwin.settings import load_settings
+from citytwin.settings import Settings, load_settings
 
 T = TypeVar("T")
 db_option = click.option("--db", "db_url", default=None, help="Database URL [setting: db].")
@@ -20,10 +22,7 @@ def _run(ctx: click.Context, db_url: str | None, step: Callable[[Any], Awaitable
     """Run ``step`` on the platform's migrated storage; its errors end the command."""
     from citytwin.plugins.manager import build_registry, build_storage, plugin_manager
 
-    try:
-        settings = load_settings({"db": db_url}, config_file=ctx.find_root().params.get("config"))
-    except ConfigurationError as exc:
-        raise click.UsageError(exc.message) from None
+    settings = _settings(ctx, db_url)
     pm = plugin_manager()
     storage = build_storage(pm, build_registry(pm), settings)
 
@@ -40,6 +39,13 @@ def _run(ctx: click.Context, db_url: str | None, step: Callable[[Any], Awaitable
         return asyncio.run(go())
     except CitytwinError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def _settings(ctx: click.Context, db_url: str | None) -> Settings:
+    try:
+        return load_settings({"db": db_url}, config_file=ctx.find_root().params.get("config"))
+    except ConfigurationError as exc:
+        raise click.UsageError(exc.message) from None
 
 
 @click.group("keys")
@@ -121,3 +127,118 @@ def orgs_list(ctx: click.Context, db_url: str | None) -> None:
     """List the organisations."""
     for org in _run(ctx, db_url, keys.organisations):
         click.echo(f"{org['id']}\t{org['name']}")
+
+
+@click.command("audit")
+@click.option(
+    "--since", default=None, help="From this time: ISO 8601 (UTC if no offset) or ago (7d)."
+)
+@click.option("--until", default=None, help="Before this time: ISO 8601 or ago (12h).")
+@click.option(
+    "--who", default=None, help="An identity (key:3, anonymous, cli:alice) or organisation."
+)
+@click.option(
+    "--entity", default=None, help="An entity type (Observation, Thing, ...), layer or package."
+)
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows shown, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line instead of a table.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete the rows older than the setting audit_retention_days, then show.",
+)
+@db_option
+@click.pass_context
+def audit_command(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    who: str | None,
+    entity: str | None,
+    limit: int,
+    as_json: bool,
+    prune: bool,
+    db_url: str | None,
+) -> None:
+    """Who changed what, when and how (docs/security.md): the audit log, newest first."""
+    try:
+        start = None if since is None else audit.parse_when(since)
+        end = None if until is None else audit.parse_when(until)
+    except CitytwinError as exc:
+        raise click.BadParameter(exc.message) from None
+
+    async def step(storage: Any) -> tuple[int | None, list[dict[str, Any]]]:
+        pruned = None
+        if prune:
+            days = _settings(ctx, db_url).audit_retention_days
+            if not days:
+                raise click.UsageError(
+                    "--prune needs the setting audit_retention_days (0 keeps every row)"
+                )
+            pruned = await audit.prune(storage, days, audit.cli_origin())
+        found = await audit.entries(
+            storage, since=start, until=end, who=who, entity=entity, limit=limit
+        )
+        return pruned, found
+
+    pruned, rows = _run(ctx, db_url, step)
+    if pruned is not None:
+        click.echo(f"deleted {pruned} audit rows", err=True)
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row).decode())
+        return
+    click.echo(_table(rows))
+
+
+AUDIT_COLUMNS = (
+    "time",
+    "identity",
+    "organisation",
+    "role",
+    "transport",
+    "operation",
+    "entity",
+    "count",
+    "ids",
+)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """The rows as aligned columns; ids shortened, the Datastreams of Observations added."""
+    cells = [list(AUDIT_COLUMNS)]
+    for row in rows:
+        ids = ",".join(str(i) for i in row["ids"][:5]) + ("..." if len(row["ids"]) > 5 else "")
+        detail = row["detail"] or {}
+        if "Datastreams" in detail:
+            ids = (
+                (ids + " " if ids else "")
+                + "Datastreams "
+                + ",".join(str(i) for i in detail["Datastreams"][:5])
+            )
+        elif detail:
+            ids = (ids + " " if ids else "") + " ".join(f"{k}={v}" for k, v in detail.items())
+        cells.append(
+            [
+                row["time"],
+                row["identity"],
+                row["organisation"] or "-",
+                row["role"],
+                row["transport"],
+                row["operation"],
+                row["entity"],
+                str(row["count"]),
+                ids,
+            ]
+        )
+    widths = [max(len(r[i]) for r in cells) for i in range(len(AUDIT_COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join([c.ljust(w) for c, w in zip(r, widths, strict=False)] + [r[-1]]).rstrip()
+        for r in cells
+    )

@@ -23,17 +23,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 
+from citytwin.access.audit import Action, Origin, cli_origin
 from citytwin.domains.base import Domain
 from citytwin.errors import BadRequest, Conflict
 from citytwin.model.values import format_instant, parse_instant
 from citytwin.planner.dialect import param
 from citytwin.planner.tables import ColumnTypes
 from citytwin.service.drafts import DraftParser, Mode
-from citytwin.service.unit import Unit
 from citytwin.storage.base import Reader, Storage, Writer
 
 if TYPE_CHECKING:
     from citytwin.service import Service
+    from citytwin.service.unit import Unit
 
 FORMAT = "citytwin-package"
 FORMAT_VERSION = 1
@@ -428,18 +429,21 @@ class InstallReport:
 
 
 async def install(
-    service: Service, package: Package, domains: Mapping[str, Domain]
+    service: Service,
+    package: Package,
+    domains: Mapping[str, Domain],
+    origin: Origin | None = None,
 ) -> InstallReport:
     """Install ``package``: create the ObservedProperties (matched by definition) and
     Sensors (matched by ``properties.template``) this platform lacks and record the
     package and its settings, all in one transaction. Installing the same package again
-    changes nothing."""
+    changes nothing. The audit log names ``origin`` (default: the command line's user)."""
     check_compatible(package, domains)
     storage = service.storage
     report = InstallReport(package.domain, str(package.version))
     kpis = [{"key": k["key"], "enabled": k["enabled"]} for k in package.kpis]
-    async with storage.writer() as w:
-        unit = Unit(service.registry, storage, w, datetime.now(UTC), service.write_rules)
+    async with service.transaction(origin or cli_origin(), datetime.now(UTC)) as unit:
+        w = unit.w
         report.created_observed_properties = await _observed_properties(unit, package)
         report.created_sensors = await _sensors(unit, package)
         before = await _installed_row(w, storage, package.domain)
@@ -456,6 +460,8 @@ async def install(
             report.version_changed = before["version"] != str(package.version)
         if report.changed:
             await _record(w, storage, package, kpis, unit.now, replace=before is not None)
+            detail = {"domain": package.domain, "version": str(package.version)}
+            unit.actions.append(Action("install", "package", count=1, detail=detail))
     await service.bus.publish(unit.events)
     return report
 

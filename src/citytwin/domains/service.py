@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from citytwin.access import Principal
+from citytwin.access import Principal, audit
+from citytwin.access.audit import Action, Origin
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
 from citytwin.domains.packages import installed, switched_off
@@ -120,8 +121,11 @@ class DomainService:
                 return path.read_bytes()
         raise NotFound(f"no layer named {name!r}; see /api/v1/layers")
 
-    def put_layer(self, name: str, body: bytes) -> bool:
-        """Store (or replace) layer ``name``; True if it is new."""
+    async def put_layer(self, name: str, body: bytes, origin: Origin) -> bool:
+        """Store (or replace) layer ``name``; True if it is new. The file is replaced
+        inside the transaction that records it in the audit log, after the row is
+        written: a failed replace leaves no row (only a failed commit after it would
+        leave the file unrecorded)."""
         if self.layers_dir is None:
             raise NotFound("this platform keeps no layers (no layers_dir)")
         if not name or not set(name) <= _LAYER_NAME or len(name) > 64:
@@ -136,7 +140,10 @@ class DomainService:
         new = not path.exists()
         partial = path.with_suffix(".partial")
         partial.write_bytes(body)
-        partial.replace(path)  # readers see the old layer or the new one, never half
+        done = Action("create" if new else "update", "layer", count=1, detail={"name": name})
+        async with self.storage.writer() as w:
+            await audit.record(w, self.storage, origin, [done], datetime.now(UTC))
+            partial.replace(path)  # readers see the old layer or the new one, never half
         return new
 
     def _layer_files(self) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citytwin import __version__
-from citytwin.access import ANONYMOUS, Principal, Role
+from citytwin.access import ANONYMOUS, SYSTEM, Principal, Role, audit
 from citytwin.access.keys import ensure_admin_key
 from citytwin.access.oidc import OidcVerifier
 from citytwin.bus import Bus
 from citytwin.domains.service import DomainService
 from citytwin.errors import CitytwinError, Unauthorized
 from citytwin.http import domains as domain_routes
-from citytwin.http import session, web
+from citytwin.http import hardening, session, web
 from citytwin.http.session import session_cookie
 from citytwin.metrics import Metrics
 from citytwin.mqtt import Mqtt
@@ -54,6 +54,7 @@ INSECURE = (
     "read and change all data, personal data included"
 )
 ADMIN_WHEN_OFF = Principal("auth-off", role=Role.ADMIN)  # with access control off
+RETENTION = audit.Origin(SYSTEM, "system")  # the setting audit_retention_days, at start
 
 
 def _base_url(settings: Settings, scope: Scope, host: str | None) -> str:
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         filtered_delete=settings.filtered_delete,
         auth=settings.auth == "on",
         oidc=OidcVerifier.from_settings(settings),
+        max_expand_depth=settings.max_expand_depth,
     )
     metrics = Metrics()
     domain_service = DomainService(
@@ -151,6 +153,13 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
                 await _first_admin_key(storage, Path(settings.data_dir))
             elif not service.auth:
                 log.warning(INSECURE)
+            pruned = await audit.prune(storage, settings.audit_retention_days, RETENTION)
+            if pruned:
+                log.info(
+                    "deleted %d audit rows older than %d days",
+                    pruned,
+                    settings.audit_retention_days,
+                )
             await mqtt.start()
             tasks.start(mqtt.ingest.listen)
             thresholds = _settle_heap() if server_process else None
@@ -254,6 +263,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
     app = CitytwinApp(
         sta_asgi,
+        lambda inner: hardening.harden(inner, settings, mqtt),
         exception_handlers={HTTPException: http_error},
         routes=[
             Route("/", root, methods=["GET", "HEAD"]),
@@ -276,13 +286,19 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
 class CitytwinApp(Starlette):
     """Starlette for the service's own pages; SensorThings requests go straight to the
-    service."""
+    service. ``outer`` puts layers around both (citytwin.http.hardening)."""
 
-    def __init__(self, sta: ASGIApp, **kwargs: Any) -> None:
+    def __init__(
+        self, sta: ASGIApp, outer: Callable[[ASGIApp], ASGIApp] = lambda a: a, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.sta = sta
+        self.outer = outer(self._route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.outer(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and path not in OWN_PAGES and not path.startswith(OWN_PREFIXES):
             scope["app"] = self

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from citytwin.access import Principal
+from citytwin.access.audit import Origin
 from citytwin.domains.service import DomainService, dumps
 from citytwin.errors import CitytwinError, Forbidden
 
@@ -53,7 +54,9 @@ def routes(
             raise Forbidden(
                 f"storing a layer needs the operator or admin role; {principal.describe()}"
             )
-        new = service.put_layer(request.path_params["name"], await request.body())
+        new = await service.put_layer(
+            request.path_params["name"], await request.body(), Origin(principal, "http")
+        )
         return Response(status_code=201 if new else 204)
 
     return [

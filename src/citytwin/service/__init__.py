@@ -4,19 +4,21 @@ formatted here. Adapters (HTTP, MQTT) only translate to and from :class:`Request
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from citytwin import __version__
 from citytwin.access import Principal, Role
+from citytwin.access.audit import Origin
 from citytwin.access.guard import Guard, require_writer
 from citytwin.access.keys import authenticate
 from citytwin.access.oidc import OidcVerifier
 from citytwin.access.policy import Policy
 from citytwin.access.tokens import is_token, verify
 from citytwin.bus import Bus
-from citytwin.errors import CitytwinError, MethodNotAllowed, NotFound
+from citytwin.errors import BadRequest, CitytwinError, MethodNotAllowed, NotFound
 from citytwin.model import Registry
 from citytwin.openapi import OPENAPI_PATH
 from citytwin.planner.reads import ReadPlanner
@@ -95,6 +97,7 @@ class Service:
         filtered_delete: bool = False,
         auth: bool = True,
         oidc: OidcVerifier | None = None,
+        max_expand_depth: int = 0,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -112,6 +115,7 @@ class Service:
         self._paths: dict[str, ResourcePath] = {}  # parsed resource paths, by their text
         self.auth = auth  # off: every request may read and write everything
         self.oidc = oidc  # checks bearer tokens of the configured issuer; None: keys only
+        self.max_expand_depth = max_expand_depth  # 0: no limit
 
     # --- access control (docs/security.md) -----------------------------------------------
     async def authenticate(self, key: str) -> Principal:
@@ -132,6 +136,24 @@ class Service:
     def guard(self, principal: Principal) -> Guard | None:
         """The write checks of a request's transaction; None with access control off."""
         return Guard(principal, self.policy(principal)) if self.auth else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, origin: Origin, now: datetime | None = None) -> AsyncIterator[Unit]:
+        """A write transaction of ``origin``'s principal, with its write checks: every
+        write of the service goes through here. What it changed is written to the audit
+        log just before it commits, in it (nothing is recorded when it rolls back)."""
+        async with self.storage.writer() as w:
+            unit = Unit(
+                self.registry,
+                self.storage,
+                w,
+                now,
+                self.write_rules,
+                self.guard(origin.principal),
+                origin,
+            )
+            yield unit
+            await unit.close()
 
     def check_writer(self, request: Request) -> None:
         """Refuse a write of a reader or an anonymous request before it starts."""
@@ -231,6 +253,13 @@ class Service:
             self._paths[request.path] = path
         options = parse_query(request.query) if request.query else NO_OPTIONS
         result_format(options.result_format)  # refuses unknown formats, whatever the method
+        if self.max_expand_depth and options.expand:
+            depth = expand_depth(options)
+            if depth > self.max_expand_depth:
+                raise BadRequest(
+                    f"$expand nests {depth} levels; at most {self.max_expand_depth} are "
+                    f"allowed (setting max_expand_depth)"
+                )
         return path, options
 
     async def _dispatch(self, request: Request) -> Response:
@@ -325,3 +354,8 @@ class Service:
             ],
             "serverSettings": settings,
         }
+
+
+def expand_depth(options: QueryOptions) -> int:
+    """How many levels of $expand ``options`` nest (0: none)."""
+    return max((1 + expand_depth(e.options) for e in options.expand), default=0)

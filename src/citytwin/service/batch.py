@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from citytwin.access.audit import Origin
 from citytwin.errors import (
     BadRequest,
     CitytwinError,
@@ -198,15 +199,8 @@ class Runner:
         known = ChainMap(created, self.created)
         answers: list[tuple[Part, Response]] = []
         service = self.service
-        async with service.storage.writer() as w:
-            unit = Unit(
-                service.registry,
-                service.storage,
-                w,
-                datetime.now(UTC),
-                service.write_rules,
-                service.guard(self.batch.principal),
-            )
+        origin = Origin(self.batch.principal, "batch")  # the parts' own, whatever they say
+        async with service.transaction(origin, datetime.now(UTC)) as unit:
             group: list[tuple[Part, Post]] = []
             for part in change_set.parts:
                 request = None
@@ -321,6 +315,7 @@ class Runner:
             minimal="return=minimal" in prefer.lower().replace(" ", ""),
             prefer=prefer,
             principal=self.batch.principal,  # each part acts as the batch's sender
+            transport="batch",
         )
 
     def _locate(self, part: Part) -> tuple[str, str, list[tuple[str, str]]]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from citytwin.access import Principal
+from citytwin.access.audit import Origin
 from citytwin.errors import BadRequest, CitytwinError, InvalidEntity
 from citytwin.model import EntityType
 from citytwin.query.ast import Expand, QueryOptions
@@ -27,7 +27,6 @@ from citytwin.serialize import dataarray
 from citytwin.service.drafts import Draft, DraftParser, Mode, load_json
 from citytwin.service.messages import Request, Response
 from citytwin.service.reading import check_ancestors, count, next_link, read_collection
-from citytwin.service.unit import Unit
 from citytwin.service.writing import _require_json, set_up_first
 
 if TYPE_CHECKING:
@@ -253,7 +252,7 @@ async def _store(
         return []
     ser = service.serializer(request)
     try:
-        ids = await _together(service, rows, request.principal)
+        ids = await _together(service, rows, Origin(request.principal, request.transport))
     except CitytwinError as exc:
         log.debug(
             "%s: storing %d rows together failed (%s); each alone",
@@ -266,7 +265,9 @@ async def _store(
     out: list[str | None] = []
     for row in rows:
         try:
-            (new_id,) = await _together(service, [row], request.principal)
+            (new_id,) = await _together(
+                service, [row], Origin(request.principal, request.transport)
+            )
         except CitytwinError as exc:
             log.debug("%s: %s", row.draft.where, exc)
             out.append(None)
@@ -276,15 +277,8 @@ async def _store(
 
 
 @set_up_first
-async def _together(service: Service, rows: list[Row], principal: Principal) -> list[int]:
-    async with service.storage.writer() as w:
-        unit = Unit(
-            service.registry,
-            service.storage,
-            w,
-            extensions=service.write_rules,
-            access=service.guard(principal),
-        )
+async def _together(service: Service, rows: list[Row], origin: Origin) -> list[int]:
+    async with service.transaction(origin) as unit:
         ids = await unit.create_many([r.draft for r in rows], [r.implied for r in rows])
     await service.bus.publish(unit.events)
     return ids

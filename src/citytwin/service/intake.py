@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from citytwin.access import ANONYMOUS, Principal
+from citytwin.access.audit import Origin
 from citytwin.errors import CitytwinError, Unavailable
 from citytwin.query.path import Segment, parse_path
 from citytwin.service import VERSIONS, Service
@@ -74,6 +75,7 @@ class Intake:
             base_url=self.base_url,
             minimal=True,  # nobody reads the answer
             principal=principal,
+            transport="mqtt",
         )
 
     async def create(self, messages: Sequence[Message]) -> list[Response | None]:
@@ -162,14 +164,7 @@ class Intake:
     @set_up_first
     async def _together(self, plain: list[Plain]) -> list[int]:
         service = self.service
-        async with service.storage.writer() as w:
-            unit = Unit(
-                service.registry,
-                service.storage,
-                w,
-                extensions=service.write_rules,
-                access=service.guard(plain[0].principal),  # one sender's, see create()
-            )
+        async with service.transaction(Origin(plain[0].principal, "mqtt")) as unit:
             missing = await _unknown(unit, plain)
             kept = [item for item in plain if not missing & item.related.items()]
             if kept:

@@ -24,6 +24,7 @@ class Request:
     prefer: str = ""  # the Prefer header(s), comma-separated (RFC 7240)
     # who asks; what it may read and write is decided by the service (citytwin.access)
     principal: Principal = ANONYMOUS
+    transport: str = "http"  # how it came: "http" or "mqtt" (for the audit log)
 
     @property
     def root(self) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from citytwin.access import audit
 from citytwin.bus import ChangeEvent, ChangeKind
 from citytwin.errors import InvalidEntity
 from citytwin.model import EntityType, Navigation, Registry
@@ -38,6 +39,7 @@ class Unit:
         now: datetime | None = None,
         extensions: Sequence[WriteRule] = (),
         access: Guard | None = None,
+        origin: audit.Origin | None = None,
     ) -> None:
         self.registry = registry
         self.storage = storage
@@ -54,6 +56,23 @@ class Unit:
         self.extensions: Sequence[WriteRule] = (
             extensions if access is None else (access, *extensions)
         )
+        # who writes, for the audit log (None: a write nobody asked for, not recorded)
+        self.origin = origin
+        self.actions: list[audit.Action] = []  # recorded besides the change events
+        self.streams: dict[str, set[int]] = {}  # operation -> Datastreams of Observations
+
+    async def close(self) -> None:
+        """Record what the transaction changed in the audit log, in the transaction:
+        called just before it commits (:meth:`Service.transaction`)."""
+        if self.origin is None:
+            return
+        done = audit.actions(self.events, self.streams, self.actions)
+        await audit.record(self.w, self.storage, self.origin, done, self.now)
+
+    def _streams_of(self, operation: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        found = {r["datastream_id"] for r in rows if r.get("datastream_id") is not None}
+        if found:
+            self.streams.setdefault(operation, set()).update(found)
 
     # --- events ---------------------------------------------------------------------------
     def note(
@@ -162,6 +181,8 @@ class Unit:
         new_id = await self.w.insert(et.table, row)
         self.note(et, new_id, "created")
         self.written[(et.name, new_id)] = row
+        if et.name == "Observation":
+            self._streams_of("create", (row,))
         for name, subs in draft.many.items():
             await self.add_related(et, new_id, self._nav(et, name), subs, creating=True)
         await self.rules.after_insert(et, new_id, draft, row)
@@ -223,6 +244,8 @@ class Unit:
             raise
         self.events += [ChangeEvent(et.name, new_id, "created", NONE) for new_id in ids]
         self.written.update(zip([(et.name, new_id) for new_id in ids], rows, strict=True))
+        if et.name == "Observation":
+            self._streams_of("create", rows)
         await self.rules.after_insert_many(et, drafts, rows)
         return ids
 
@@ -372,6 +395,8 @@ class Unit:
         self.known.clear()
         for row in rows:
             self.note(et, row[0], "deleted")
+        if rows:
+            self.streams.setdefault("delete", set()).update(int(row[1]) for row in rows)
         await self.rules.recompute_summary(sorted({row[1] for row in rows}))
         return len(rows)
 

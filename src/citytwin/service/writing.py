@@ -24,7 +24,7 @@ import jsonpatch
 import jsonpointer
 import sqlalchemy as sa
 
-from citytwin.access import Principal
+from citytwin.access.audit import Origin
 from citytwin.errors import (
     BadRequest,
     CitytwinError,
@@ -123,15 +123,8 @@ async def _alone(
     """Resolve the path, run one write transaction, announce what it changed, answer."""
     planner = service.planner(principal=request.principal)
     target = planner.resolve(path)
-    async with service.storage.writer() as w:
-        unit = Unit(
-            service.registry,
-            service.storage,
-            w,
-            planner.compiler.now,
-            service.write_rules,
-            service.guard(request.principal),
-        )
+    origin = Origin(request.principal, request.transport)
+    async with service.transaction(origin, planner.compiler.now) as unit:
         done = await write(planner, target, unit)
     await service.bus.publish(unit.events)
     return await _answer(service, request, done, options, None)
@@ -265,29 +258,30 @@ async def create_together(
     links, paths longer than ``Datastreams(1)/Observations``, $select or $expand) are
     stored alone. When the shared transaction fails, each of its POSTs is tried alone, so
     that one request's mistake never costs another its write. POSTs of different
-    principals share no transaction: each transaction checks one principal's writes."""
-    groups: dict[Principal, list[int]] = {}
+    principals (or transports) share no transaction: each transaction checks and records
+    one principal's writes."""
+    groups: dict[Origin, list[int]] = {}
     for i, (request, _, _) in enumerate(posts):
-        groups.setdefault(request.principal, []).append(i)
+        groups.setdefault(Origin(request.principal, request.transport), []).append(i)
     if len(groups) == 1:
-        return await _create_together(service, posts, posts[0][0].principal)
+        return await _create_together(service, posts, next(iter(groups)))
     out: list[Response | BaseException | None] = [None] * len(posts)
-    for principal, indexes in groups.items():
-        answers = await _create_together(service, [posts[i] for i in indexes], principal)
+    for origin, indexes in groups.items():
+        answers = await _create_together(service, [posts[i] for i in indexes], origin)
         for i, answer in zip(indexes, answers, strict=True):
             out[i] = answer
     return [r for r in out if r is not None]
 
 
 async def _create_together(
-    service: Service, posts: Sequence[Post], principal: Principal
+    service: Service, posts: Sequence[Post], origin: Origin
 ) -> list[Response | BaseException]:
     together, early = _together(service, posts)
     results: list[Response | BaseException | None] = list(early)
     if len(together) > 1:
         planner = service.planner()
         try:
-            stored = await _store_together(service, planner, together, principal)
+            stored = await _store_together(service, planner, together, origin)
         except Exception as exc:
             log.debug(
                 "a shared write of %d POSTs failed (%s); each is stored alone", len(together), exc
@@ -386,17 +380,9 @@ def _shareable(
 
 @set_up_first
 async def _store_together(
-    service: Service, planner: ReadPlanner, together: Sequence[Together], principal: Principal
+    service: Service, planner: ReadPlanner, together: Sequence[Together], origin: Origin
 ) -> list[tuple[Together, int, dict[str, Any]]]:
-    async with service.storage.writer() as w:
-        unit = Unit(
-            service.registry,
-            service.storage,
-            w,
-            planner.compiler.now,
-            service.write_rules,
-            service.guard(principal),
-        )
+    async with service.transaction(origin, planner.compiler.now) as unit:
         stored = await _store_in(service, unit, together)
     await service.bus.publish(unit.events)
     return stored

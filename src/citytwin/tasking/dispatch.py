@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from citytwin.access import SYSTEM
+from citytwin.access import SYSTEM, audit
+from citytwin.access.audit import Action, Origin
 from citytwin.bus import ChangeEvent
 from citytwin.service import Request, Service
 from citytwin.storage.base import Json
@@ -33,6 +35,8 @@ from citytwin.tasking.rules import driver_config
 log = logging.getLogger("citytwin.tasking")
 
 EXPAND = "TaskingCapability($expand=Thing($select=id),Actuator($select=id))"
+# a Task's status kept from its device's answer: the platform's own write
+TASKING = Origin(SYSTEM, "tasking")
 
 
 class Dispatcher:
@@ -151,5 +155,7 @@ class Dispatcher:
             if outcome.status == "sent" and found[0][0] not in ("created", "sent"):
                 return  # the device answered before the driver came back
             await w.update("tasks", task_id, values)
+            done = Action("update", "Task", [task_id], 1, {"status": outcome.status})
+            await audit.record(w, self.service.storage, TASKING, [done], datetime.now(UTC))
         event = ChangeEvent("Task", task_id, "updated", frozenset(changed))
         await self.service.bus.publish([event])
