@@ -56,7 +56,7 @@ def test_db_migrate(tmp_path: Path) -> None:
     assert "applied 0006_access.sql" in first.output
     assert "applied 0007_audit.sql" in first.output
     second = CliRunner().invoke(main, ["db", "migrate", "--db", url])
-    assert "schema version 8 (up to date)" in second.output
+    assert "schema version 7 (up to date)" in second.output
 
 
 def _free_port() -> int:
