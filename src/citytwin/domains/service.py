@@ -16,6 +16,7 @@ import orjson
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
 from citytwin.domains.packages import installed
+from citytwin.domains.sensors import sensors as latest_sensors
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
@@ -67,6 +68,10 @@ class DomainService:
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
         result = await kpi.compute(self.data(), query)
         return render(found, kpi.key, query, result)
+
+    async def sensors(self) -> dict[str, Any]:
+        """Every sensor's place and latest value, compactly (see domains/sensors.py)."""
+        return await latest_sensors(self.storage, self.registry)
 
     async def packages(self) -> dict[str, Any]:
         """The solution packages installed here (docs/packages.md), without their

@@ -36,46 +36,70 @@ export class Twin {
     this.listeners = new Set();
   }
 
+  // The first picture comes from the server's compact feed (/api/v1/sensors) where it
+  // has one, else from one SensorThings request; index.html preloads whichever the
+  // server named, so the answer is on its way before this script has been parsed.
   async load() {
-    // index.html preloads exactly this URL, so the answer is on its way before this
-    // script has even been parsed
     const preload = document.querySelector("link[data-things]");
-    const collection = await getJson(preload ? preload.href : staUrl(SENSORS_QUERY));
+    const url = preload ? preload.href : staUrl(SENSORS_QUERY);
+    const doc = await getJson(url);
     window.citytwin.timings.sensorsFetched = performance.now();
-    for (const f of collection?.features ?? []) {
-      if (!f.geometry) continue;
-      for (const t of f.properties?.Things ?? []) this.#addThing(t, f.geometry);
-    }
+    if (doc?.things && doc?.datastreams) this.#fromFeed(doc);
+    else this.#fromGeoJson(doc);
     for (const t of this.things.values()) t.colour = this.colourOf(t);
   }
 
-  #addThing(t, geometry) {
-    if (this.things.has(t["@iot.id"])) return;
+  #fromFeed(doc) {
+    const t = doc.things;
+    const geometries = doc.geometries ?? {};
+    for (let i = 0; i < t.id.length; i++) {
+      const id = t.id[i];
+      const geometry = t.lon[i] == null ? geometries[id] ?? null : { type: "Point", coordinates: [t.lon[i], t.lat[i]] };
+      if (geometry) this.#thing(id, t.name[i], { kind: t.kind[i], domain: t.domain[i] }, geometry);
+    }
+    const d = doc.datastreams;
+    const ops = doc.observedProperties ?? [];
+    const units = doc.units ?? [];
+    for (let i = 0; i < d.id.length; i++) {
+      const thing = this.things.get(d.thing[i]);
+      if (thing) this.#datastream(thing, d.id[i], ops[d.property[i]] ?? null, units[d.unit[i]] ?? null, d.result[i], d.time[i]);
+    }
+  }
+
+  #fromGeoJson(collection) {
+    for (const f of collection?.features ?? []) {
+      if (!f.geometry) continue;
+      for (const t of f.properties?.Things ?? []) {
+        if (this.things.has(t["@iot.id"])) continue;
+        const thing = this.#thing(t["@iot.id"], t.name, t.properties, f.geometry);
+        for (const d of t.Datastreams ?? []) {
+          const latest = d.Observations?.[0];
+          this.#datastream(thing, d["@iot.id"], d.ObservedProperty ?? null, d.unitOfMeasurement?.symbol ?? null, latest?.result ?? null, latest?.phenomenonTime ?? null);
+        }
+      }
+    }
+  }
+
+  #thing(id, name, properties, geometry) {
     const thing = {
-      id: t["@iot.id"],
-      name: t.name,
-      properties: t.properties ?? {},
-      category: categoryOf(t.properties),
+      id,
+      name,
+      properties: properties ?? {},
+      category: categoryOf(properties),
       geometry,
       datastreams: [],
     };
-    for (const d of t.Datastreams ?? []) {
-      const latest = d.Observations?.[0];
-      const ds = {
-        id: d["@iot.id"],
-        name: d.ObservedProperty?.name ?? `Datastream ${d["@iot.id"]}`,
-        unit: d.unitOfMeasurement?.symbol ?? null,
-        op: d.ObservedProperty ?? null,
-        result: latest?.result ?? null,
-        time: latest?.phenomenonTime ?? null,
-        thing,
-      };
-      ds.key = scaleKey(ds.op, ds.unit);
-      this.scales.observe(ds.key, ds.result, ds.op?.name ?? ds.name, ds.unit);
-      thing.datastreams.push(ds);
-      this.datastreams.set(ds.id, ds);
-    }
-    this.things.set(thing.id, thing);
+    this.things.set(id, thing);
+    return thing;
+  }
+
+  #datastream(thing, id, op, unit, result, time) {
+    const ds = { id, name: op?.name ?? `Datastream ${id}`, unit, op, result, time, thing };
+    ds.key = scaleKey(ds.op, ds.unit);
+    this.scales.observe(ds.key, ds.result, ds.op?.name ?? ds.name, ds.unit);
+    thing.datastreams.push(ds);
+    this.datastreams.set(ds.id, ds);
+    return ds;
   }
 
   primary(thing) {
