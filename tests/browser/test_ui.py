@@ -12,6 +12,7 @@ import httpx
 import paho.mqtt.client as paho
 
 from tests.browser.conftest import City, Console, open_page, screenshot
+from tests.browser.seeding import sensor_thing
 
 CENTRE_SENSOR = "Sensor 12"  # in the middle of the 5 x 4 grid, clear of the panels
 
@@ -150,6 +151,55 @@ def test_a_value_published_over_mqtt_appears_within_2_s(chromium: Any, city: Cit
         timeout=2_000,
     )
     screenshot(page, "live-update")
+    assert console.errors == []
+    page.context.close()
+
+
+def test_things_and_datastreams_created_after_the_page_loaded_appear_without_reload(
+    chromium: Any, city: City
+) -> None:
+    page, console = open_page(chromium, city.url)
+    page.wait_for_selector("body[data-live=subscribed]", timeout=10_000)
+    before = page.evaluate("window.citytwin.twin.things.size")
+    new = sensor_thing(55, 100)  # "Sensor 55", in the middle of the map
+    created = httpx.post(f"{city.server.root}/Things", json=new)
+    assert created.status_code == 201, created.text
+    thing = int(created.headers["location"].rsplit("(", 1)[1].rstrip(")"))
+    page.wait_for_function(f"() => window.citytwin.twin.things.has({thing})", timeout=5_000)
+    drawn = f"""() => new Promise((resolve) => {{
+        const map = window.citytwin.map;
+        map.once("idle", () => resolve(map.queryRenderedFeatures({{layers: ["things"]}})
+            .some((f) => f.id === {thing})));
+        map.triggerRepaint();
+    }})"""
+    assert page.evaluate(drawn)
+    assert page.evaluate("window.citytwin.twin.things.size") == before + 1
+    toggle = page.locator("#layers label.toggle", has_text="Air quality stations")
+    assert toggle.locator(".count").inner_text().strip() == "21"
+    # a Datastream added to it later is live too: its Observations reach the page
+    stream = dict(new["Datastreams"][0], name="PM10 second")
+    added = httpx.post(f"{city.server.root}/Things({thing})/Datastreams", json=stream)
+    assert added.status_code == 201, added.text
+    ds = int(added.headers["location"].rsplit("(", 1)[1].rstrip(")"))
+    page.wait_for_function(
+        f"() => window.citytwin.twin.datastreams.has({ds}) && "
+        "document.body.dataset.live === 'subscribed'",
+        timeout=5_000,
+    )
+    sensor = mqtt_client(city.mqtt_port)
+    try:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        sensor.publish(
+            f"v1.1/Datastreams({ds})/Observations",
+            json.dumps({"result": 77.5, "phenomenonTime": now}),
+            qos=1,
+        ).wait_for_publish(5)
+        page.wait_for_function(
+            f"() => window.citytwin.twin.datastreams.get({ds}).result === 77.5", timeout=2_000
+        )
+    finally:
+        sensor.loop_stop()
+        sensor.disconnect()
     assert console.errors == []
     page.context.close()
 

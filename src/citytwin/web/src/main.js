@@ -8,6 +8,7 @@ import { Dashboards } from "./dashboards.js";
 import { Detail } from "./detail.js";
 import { Entities } from "./entities.js";
 import { zoneText } from "./format.js";
+import { Growth } from "./growth.js";
 import { Live } from "./live.js";
 import { CityMap } from "./map.js";
 import { Twin } from "./twin.js";
@@ -72,8 +73,15 @@ async function start() {
     timings.sensorsRendered = performance.now();
     timings.things = twin.things.size;
     document.body.dataset.ready = "true";
-    live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
-    live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
+    const onObservation = (obs, topic) => twin.onObservation(obs, topic);
+    const onLocation = (loc, topic) => twin.onLocation(loc, topic);
+    live.subscribe(twin.observationTopics(), onObservation);
+    live.subscribe(twin.vehicleTopics(), onLocation);
+    new Growth(twin, live, ({ added, datastreams }) => {
+      live.subscribe(twin.observationTopics(datastreams), onObservation);
+      live.subscribe(twin.vehicleTopics(added), onLocation);
+      if (added.length) cityMap.renderPanel(layersPanel);
+    }).start();
     live.connect();
   });
 }

@@ -41,7 +41,7 @@ export class CityMap {
         resolve();
       }),
     );
-    this.pendingMoves = false;
+    this.pending = new Set(); // sources to redraw in the next frame
   }
 
   async showCityLayers() {
@@ -143,11 +143,10 @@ export class CityMap {
     this.map.getSource("things").setData(twin.features((t) => t.category !== "vehicles"));
     this.map.getSource("vehicles").setData(twin.features((t) => t.category === "vehicles"));
     twin.listeners.add((event) => {
-      if (event.type === "observation" && event.thing.category !== "vehicles") {
+      if (event.thing.category === "vehicles") this.#schedule("vehicles");
+      else if (event.type === "observation") {
         this.map.setFeatureState({ source: "things", id: event.thing.id }, { colour: event.thing.colour });
-      } else if (event.thing.category === "vehicles") {
-        this.#scheduleVehicles();
-      }
+      } else this.#schedule("things"); // a Thing added, moved or changed
     });
   }
 
@@ -164,13 +163,14 @@ export class CityMap {
     );
   }
 
-  // Moving vehicles redraw their small source at most once per frame.
-  #scheduleVehicles() {
-    if (this.pendingMoves) return;
-    this.pendingMoves = true;
+  // Moving vehicles (and Things added later) redraw their source at most once per frame.
+  #schedule(source) {
+    if (this.pending.has(source)) return;
+    this.pending.add(source);
     requestAnimationFrame(() => {
-      this.pendingMoves = false;
-      this.map.getSource("vehicles")?.setData(this.twin.features((t) => t.category === "vehicles"));
+      this.pending.delete(source);
+      const vehicles = source === "vehicles";
+      this.map.getSource(source)?.setData(this.twin.features((t) => (t.category === "vehicles") === vehicles));
     });
   }
 

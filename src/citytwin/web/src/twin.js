@@ -102,6 +102,34 @@ export class Twin {
     return ds;
   }
 
+  // A Thing as the SensorThings API gives it (see growth.js), added or brought up to
+  // date; a new Thing without a Location has no place on the map and is left out.
+  upsert(t) {
+    const id = t["@iot.id"];
+    const loc = t.Locations?.[0]?.location;
+    const geometry = (loc?.type === "Feature" ? loc.geometry : loc) ?? null;
+    let thing = this.things.get(id);
+    const isNew = !thing;
+    if (isNew) {
+      if (!geometry?.type) return { thing: null, isNew: false, datastreams: [] };
+      thing = this.#thing(id, t.name, t.properties, geometry);
+    } else {
+      thing.name = t.name ?? thing.name;
+      thing.properties = t.properties ?? {};
+      if (thing.category !== "vehicles") thing.category = categoryOf(thing.properties);
+      if (geometry?.type) thing.geometry = geometry;
+    }
+    const fresh = [];
+    for (const d of t.Datastreams ?? []) {
+      if (this.datastreams.has(d["@iot.id"])) continue;
+      const latest = d.Observations?.[0];
+      fresh.push(this.#datastream(thing, d["@iot.id"], d.ObservedProperty ?? null, d.unitOfMeasurement?.symbol ?? null, latest?.result ?? null, latest?.phenomenonTime ?? null));
+    }
+    thing.colour = this.colourOf(thing);
+    for (const l of this.listeners) l({ type: isNew ? "added" : "changed", thing });
+    return { thing, isNew, datastreams: fresh };
+  }
+
   primary(thing) {
     return thing.datastreams.find((d) => typeof d.result === "number") ?? thing.datastreams[0];
   }
@@ -125,14 +153,16 @@ export class Twin {
     return { type: "FeatureCollection", features: out };
   }
 
-  // MQTT topics that announce new Observations of the loaded Datastreams.
-  observationTopics() {
+  // MQTT topics that announce new Observations of the loaded Datastreams (or of those
+  // given: Datastreams that came later, see growth.js).
+  observationTopics(datastreams = null) {
     if (config.mqtt.expandTopics) {
-      return ["v1.1/Observations?$select=result,phenomenonTime&$expand=Datastream($select=id)"];
+      return datastreams ? [] : ["v1.1/Observations?$select=result,phenomenonTime&$expand=Datastream($select=id)"];
     }
     // plain paths: the broker parses a topic with $select about 15 times slower, which
     // for 10,000 Datastreams was 1.5 s of server CPU per page opened
-    return [...this.datastreams.keys()].map((id) => `v1.1/Datastreams(${id})/Observations`);
+    const ids = datastreams ? datastreams.map((d) => d.id) : [...this.datastreams.keys()];
+    return ids.map((id) => `v1.1/Datastreams(${id})/Observations`);
   }
 
   onObservation(obs, topic) {
@@ -149,8 +179,8 @@ export class Twin {
     for (const l of this.listeners) l({ type: "observation", datastream: ds, thing: ds.thing });
   }
 
-  vehicleTopics() {
-    return [...this.things.values()]
+  vehicleTopics(things = null) {
+    return [...(things ?? this.things.values())]
       .filter((t) => t.category === "vehicles")
       .map((t) => `v1.1/Things(${t.id})/Locations`);
   }
