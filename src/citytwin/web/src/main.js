@@ -32,12 +32,12 @@ async function start() {
   const live = new Live(config.mqtt?.url, setStatus);
   const detail = new Detail(document.getElementById("detail"), twin);
   const cityMap = new CityMap(document.getElementById("map"), twin, {
-    onThing: (id) => detail.showThing(id),
+    onThing: (id, options) => detail.showThing(id, options),
     onArea: (level, name) => detail.showArea(level, name),
   });
   const views = {
     map: null,
-    dashboards: new Dashboards(document.getElementById("view-dashboards")),
+    dashboards: new Dashboards(document.getElementById("view-dashboards"), twin),
     control: new Control(document.getElementById("view-control"), live),
     entities: new Entities(document.getElementById("view-entities")),
   };
@@ -73,6 +73,7 @@ async function start() {
     timings.sensorsRendered = performance.now();
     timings.things = twin.things.size;
     document.body.dataset.ready = "true";
+    cityMap.startListing();
     const onObservation = (obs, topic) => twin.onObservation(obs, topic);
     const onLocation = (loc, topic) => twin.onLocation(loc, topic);
     live.subscribe(twin.observationTopics(), onObservation);

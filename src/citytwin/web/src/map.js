@@ -1,7 +1,7 @@
 // The city map: the city's own GeoJSON layers, Things by category, legend and toggles.
 import * as maplibregl from "maplibre-gl";
 import { config, getJson, optionalApi } from "./api.js";
-import { el, numberText, unitText, fill } from "./format.js";
+import { el, numberText, unitText, valueText, fill } from "./format.js";
 import { CATEGORIES } from "./twin.js";
 
 maplibregl.setWorkerUrl(new URL("/ui/maplibre-gl-worker.mjs", location.href).href);
@@ -11,6 +11,8 @@ const OFFLINE_STYLE = {
   sources: {},
   layers: [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }],
 };
+
+const IN_VIEW_MAX = 50; // sensors listed for keyboard users, nearest the map's centre first
 
 const CITY_LAYER_COLOURS = {
   districts: "#7986cb",
@@ -153,6 +155,7 @@ export class CityMap {
   setCategoryVisible(key, visible) {
     if (key === "vehicles") {
       this.setVisible(["vehicles"], visible);
+      this.#listInView();
       return;
     }
     if (visible) this.hidden.delete(key);
@@ -161,6 +164,7 @@ export class CityMap {
       "things",
       this.hidden.size ? ["!", ["in", ["get", "category"], ["literal", [...this.hidden]]]] : null,
     );
+    this.#listInView();
   }
 
   // Moving vehicles (and Things added later) redraw their source at most once per frame.
@@ -186,6 +190,76 @@ export class CityMap {
     const wide = this.map.getContainer().clientWidth > 900;
     const padding = wide ? { top: 40, bottom: 40, left: 300, right: 70 } : 40;
     if (w <= e) this.map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 15, duration: 0 });
+  }
+
+  // The sensors in view as a list a keyboard reaches: one Tab stop, arrow keys move
+  // through it, Enter opens a sensor's panel. It follows the map once listing started
+  // (after the first picture, which it would only slow down).
+  startListing() {
+    if (this.listing) return;
+    this.listing = true;
+    let queued = false;
+    this.map.on("moveend", () => {
+      if (queued) return;
+      queued = true;
+      requestAnimationFrame(() => {
+        queued = false;
+        this.#listInView();
+      });
+    });
+    this.#listInView();
+  }
+
+  #listInView() {
+    const list = this.inView;
+    if (!list || !this.listing) return;
+    const bounds = this.map.getBounds();
+    const centre = this.map.getCenter();
+    const vehiclesShown = this.map.getLayoutProperty("vehicles", "visibility") !== "none";
+    const found = [];
+    for (const t of this.twin.things.values()) {
+      const c = t.geometry?.type === "Point" ? t.geometry.coordinates : null;
+      if (!c || !bounds.contains(c)) continue;
+      if (t.category === "vehicles" ? !vehiclesShown : this.hidden.has(t.category)) continue;
+      found.push([(c[0] - centre.lng) ** 2 + (c[1] - centre.lat) ** 2, t]);
+    }
+    found.sort((a, b) => a[0] - b[0]);
+    const shown = found.slice(0, IN_VIEW_MAX).map(([, t]) => t);
+    const focused = list.contains(document.activeElement) ? Number(document.activeElement.dataset.thing) : null;
+    fill(
+      list,
+      shown.map((t, i) => {
+        const ds = this.twin.primary(t);
+        const current = focused === t.id || (focused === null && i === 0);
+        return el(
+          "li",
+          {},
+          el(
+            "button",
+            { type: "button", class: "link", tabindex: current ? "0" : "-1", "data-thing": t.id, onclick: () => this.onThing(t.id, { focus: true }) },
+            t.name,
+            ds ? el("span", { class: "muted" }, ` ${valueText(ds.result, ds.unit)}`) : null,
+          ),
+        );
+      }),
+    );
+    if (focused !== null) list.querySelector(`[data-thing="${focused}"]`)?.focus();
+    this.inViewNote.textContent = found.length > shown.length
+      ? `${shown.length} of ${found.length.toLocaleString()} in view, nearest the centre first; zoom in to list the others.`
+      : found.length ? `${found.length.toLocaleString()} in view.` : "None in view.";
+  }
+
+  #moveInList(e) {
+    const buttons = [...this.inView.querySelectorAll("button")];
+    const i = buttons.indexOf(document.activeElement);
+    if (i < 0) return;
+    const next = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: buttons.length - 1 }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    const target = buttons[Math.max(0, Math.min(buttons.length - 1, next))];
+    buttons[i].tabIndex = -1;
+    target.tabIndex = 0;
+    target.focus();
   }
 
   flyTo(thing) {
@@ -218,7 +292,7 @@ export class CityMap {
       let n = 0;
       for (const t of this.twin.things.values()) {
         if (!t.name.toLowerCase().includes(q)) continue;
-        results.append(el("li", {}, el("button", { type: "button", onclick: () => { this.flyTo(t); this.onThing(t.id); } }, t.name)));
+        results.append(el("li", {}, el("button", { type: "button", onclick: () => { this.flyTo(t); this.onThing(t.id, { focus: true }); } }, t.name)));
         if (++n >= 8) break;
       }
     });
@@ -248,9 +322,13 @@ export class CityMap {
       ),
       search,
       results,
+      el("h2", { id: "in-view-title" }, "Sensors in view"),
+      (this.inView = el("ul", { class: "in-view", "aria-labelledby": "in-view-title", onkeydown: (e) => this.#moveInList(e) })),
+      (this.inViewNote = el("p", { class: "muted small", "aria-live": "polite" })),
       el("h2", {}, "Legend"),
       legend.length ? legend : el("p", { class: "muted" }, "No values yet."),
       el("p", { class: "muted" }, "Grey: no value yet. Colours follow each sensor's latest value."),
     );
+    this.#listInView();
   }
 }
