@@ -37,10 +37,19 @@ export class CityMap {
     });
     this.map.addControl(new maplibregl.NavigationControl(), "top-right");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    // Ready once the layers exist and the worker has taken their first (one-point) data:
+    // new data given while that is still on its way makes the worker lay out every tile
+    // twice (the late answer starts the tiles, the new data's answer restarts them).
     this.ready = new Promise((resolve) =>
       this.map.on("load", () => {
+        const waiting = new Set(["things", "vehicles"]);
+        const taken = (e) => {
+          if (e.sourceDataType !== "content" || !waiting.delete(e.sourceId) || waiting.size) return;
+          this.map.off("sourcedata", taken);
+          resolve();
+        };
+        this.map.on("sourcedata", taken);
         this.#addThingLayers();
-        resolve();
       }),
     );
     this.pending = new Set(); // sources to redraw in the next frame
