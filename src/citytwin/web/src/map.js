@@ -42,6 +42,7 @@ export class CityMap {
     // twice (the late answer starts the tiles, the new data's answer restarts them).
     this.ready = new Promise((resolve) =>
       this.map.on("load", () => {
+        window.citytwin.timings.mapLoaded = performance.now();
         const waiting = new Set(["things", "vehicles"]);
         const taken = (e) => {
           if (e.sourceDataType !== "content" || !waiting.delete(e.sourceId) || waiting.size) return;
