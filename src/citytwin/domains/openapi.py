@@ -95,7 +95,7 @@ def domain_paths() -> dict[str, dict[str, Any]]:
         },
         "/api/v1/sensors": {
             "get": {
-                "operationId": "listSensors",
+                "operationId": "getSensorFeed",
                 "summary": "every Thing's place and each Datastream's latest value, column by "
                 "column (the map's first picture; see docs/ui.md)",
                 "tags": _TAG,
