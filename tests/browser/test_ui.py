@@ -138,6 +138,13 @@ def test_a_value_published_over_mqtt_appears_within_2_s(chromium: Any, city: Cit
         shown = time.monotonic() - start
         colour = f"window.citytwin.map.getFeatureState({{source: 'things', id: {thing}}}).colour"
         assert page.evaluate(colour) == "#d73027"  # PM10 above 90 µg/m³: very poor
+        # the list of sensors in view follows too (within its second of gathering)
+        page.wait_for_function(
+            """(id) => document.querySelector(`#layers .in-view button[data-thing="${id}"]`)
+                ?.textContent.includes("123")""",
+            arg=thing,
+            timeout=3_000,
+        )
     finally:
         sensor.loop_stop()
         sensor.disconnect()

@@ -158,6 +158,7 @@ export class CityMap {
       if (event.thing.category === "vehicles") this.#schedule("vehicles");
       else if (event.type === "observation") {
         this.map.setFeatureState({ source: "things", id: event.thing.id }, { colour: event.thing.colour });
+        if (this.inView?.querySelector(`[data-thing="${event.thing.id}"]`)) this.#queueList();
       } else this.#schedule("things"); // a Thing added, moved or changed
     });
   }
@@ -208,16 +209,18 @@ export class CityMap {
   startListing() {
     if (this.listing) return;
     this.listing = true;
-    let queued = false;
-    this.map.on("moveend", () => {
-      if (queued) return;
-      queued = true;
-      requestAnimationFrame(() => {
-        queued = false;
-        this.#listInView();
-      });
-    });
+    this.map.on("moveend", () => this.#queueList());
     this.#listInView();
+  }
+
+  // at most once a second: a listed sensor's new value, or the map moved
+  #queueList() {
+    if (this.listQueued || !this.listing) return;
+    this.listQueued = true;
+    setTimeout(() => {
+      this.listQueued = false;
+      this.#listInView();
+    }, 1000);
   }
 
   #listInView() {
