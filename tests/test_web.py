@@ -63,12 +63,28 @@ def test_the_ui_files_are_served_under_ui(app: Client) -> None:
 
 def test_ui_config_names_the_apis_the_server_has(app: Client) -> None:
     config = app.ok("GET", "/api/v1/ui-config")
-    assert config["apis"] == {"domains": True, "areas": True, "layers": True}
+    assert config["apis"] == {"domains": True, "areas": True, "layers": True, "sensors": True}
     # an application without the domain routes says so
     app.app.router.routes[:] = [
         r for r in app.app.router.routes if getattr(r, "path", "") != "/api/v1/layers"
     ]
     assert app.ok("GET", "/api/v1/ui-config")["apis"]["layers"] is False
+
+
+def test_the_page_preloads_the_sensor_feed_where_the_server_has_it(
+    app: Client, built: Path
+) -> None:
+    sta = "/v1.1/Locations?$resultFormat=GeoJSON"
+    (built / "index.html").write_text(
+        f'<html><head><link rel="preload" as="fetch" data-things href="{sta}">'
+        "<!-- ui-config --></head></html>"
+    )
+    html = {"accept": "text/html"}
+    assert 'data-things href="/api/v1/sensors"' in app.get("/", headers=html).text
+    app.app.router.routes[:] = [
+        r for r in app.app.router.routes if getattr(r, "path", "") != "/api/v1/sensors"
+    ]
+    assert f'data-things href="{sta}"' in app.get("/", headers=html).text
 
 
 def test_unknown_json_api_paths_are_the_applications_404(app: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -10,8 +11,10 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
+import pytest
 
 from tests.browser.conftest import City, Console, open_page, screenshot
+from tests.browser.seeding import sensor_thing
 
 CENTRE_SENSOR = "Sensor 12"  # in the middle of the 5 x 4 grid, clear of the panels
 
@@ -94,6 +97,13 @@ def test_clicking_a_sensor_shows_its_datastreams_and_a_chart_with_data(
     assert CENTRE_SENSOR in detail.locator("h2").inner_text()
     assert "µg/m³" in detail.locator("table.streams").inner_text()
     assert int(detail.locator(".chart").get_attribute("data-points") or 0) >= 20  # a day, PT15M
+    # the time axis speaks the viewer's locale (de-DE: 14:00, 22.11.) and names the zone
+    ticks = detail.locator(".chart").get_attribute("data-time-ticks") or ""
+    assert re.search(r"\b\d\d:\d\d\b", ticks), ticks
+    assert re.search(r"\b\d\d\.\d\d\.", ticks), ticks
+    assert "AM" not in ticks
+    assert "PM" not in ticks
+    assert "Europe/Berlin" in detail.locator(".u-legend").inner_text()
     page.get_by_role("button", name="Week").click()
     page.wait_for_selector("#detail button[aria-pressed=true]:has-text('Week')")
     page.wait_for_selector("#detail .chart[data-points] canvas")
@@ -128,6 +138,13 @@ def test_a_value_published_over_mqtt_appears_within_2_s(chromium: Any, city: Cit
         shown = time.monotonic() - start
         colour = f"window.citytwin.map.getFeatureState({{source: 'things', id: {thing}}}).colour"
         assert page.evaluate(colour) == "#d73027"  # PM10 above 90 µg/m³: very poor
+        # the list of sensors in view follows too (within its second of gathering)
+        page.wait_for_function(
+            """(id) => document.querySelector(`#layers .in-view button[data-thing="${id}"]`)
+                ?.textContent.includes("123")""",
+            arg=thing,
+            timeout=3_000,
+        )
     finally:
         sensor.loop_stop()
         sensor.disconnect()
@@ -150,6 +167,58 @@ def test_a_value_published_over_mqtt_appears_within_2_s(chromium: Any, city: Cit
         timeout=2_000,
     )
     screenshot(page, "live-update")
+    assert console.errors == []
+    page.context.close()
+
+
+def test_things_and_datastreams_created_after_the_page_loaded_appear_without_reload(
+    chromium: Any, city: City
+) -> None:
+    page, console = open_page(chromium, city.url)
+    page.wait_for_selector("body[data-live=subscribed]", timeout=10_000)
+    before = page.evaluate("window.citytwin.twin.things.size")
+    toggle = page.locator("#layers label.toggle", has_text="Air quality stations")
+    counted = int(toggle.locator(".count").inner_text().strip())
+    new = sensor_thing(55, 100)  # "Sensor 55", in the middle of the map
+    created = httpx.post(f"{city.server.root}/Things", json=new)
+    assert created.status_code == 201, created.text
+    thing = int(created.headers["location"].rsplit("(", 1)[1].rstrip(")"))
+    page.wait_for_function(f"() => window.citytwin.twin.things.has({thing})", timeout=5_000)
+    drawn = f"""() => new Promise((resolve) => {{
+        const map = window.citytwin.map;
+        map.once("idle", () => resolve(map.queryRenderedFeatures({{layers: ["things"]}})
+            .some((f) => f.id === {thing})));
+        map.triggerRepaint();
+    }})"""
+    assert page.evaluate(drawn)
+    assert page.evaluate("window.citytwin.twin.things.size") == before + 1
+    assert toggle.locator(".count").inner_text().strip() == str(counted + 1)
+    # a Datastream added to it later is live too: its Observations reach the page
+    stream = dict(new["Datastreams"][0], name="PM10 second")
+    added = httpx.post(f"{city.server.root}/Things({thing})/Datastreams", json=stream)
+    assert added.status_code == 201, added.text
+    ds = int(added.headers["location"].rsplit("(", 1)[1].rstrip(")"))
+    page.wait_for_function(
+        f"() => window.citytwin.twin.datastreams.has({ds}) && "
+        "document.body.dataset.live === 'subscribed'",
+        timeout=5_000,
+    )
+    sensor = mqtt_client(city.mqtt_port)
+    try:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        sensor.publish(
+            f"v1.1/Datastreams({ds})/Observations",
+            json.dumps({"result": 77.5, "phenomenonTime": now}),
+            qos=1,
+        ).wait_for_publish(5)
+        page.wait_for_function(
+            f"() => window.citytwin.twin.datastreams.get({ds}).result === 77.5", timeout=2_000
+        )
+    finally:
+        sensor.loop_stop()
+        sensor.disconnect()
+        # the other tests count the city's Things
+        httpx.delete(f"{city.server.root}/Things({thing})").raise_for_status()
     assert console.errors == []
     page.context.close()
 
@@ -229,5 +298,116 @@ def test_dashboards_say_so_when_the_server_offers_no_domain_kpis(chromium: Any, 
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
     page.wait_for_selector("#view-dashboards h2")
     assert "no domain KPIs" in page.locator("#view-dashboards").inner_text()
+    assert console.errors == []
+    page.context.close()
+
+
+def test_sensors_in_view_are_reached_and_opened_with_the_keyboard(
+    chromium: Any, city: City
+) -> None:
+    page, console = open_page(chromium, city.url)
+    page.wait_for_selector("#layers .in-view button")
+    page.get_by_role("searchbox").focus()
+    in_list = "() => document.activeElement?.closest('.in-view') !== null"
+    for _ in range(5):  # the list is one Tab stop after the search box (and its results)
+        page.keyboard.press("Tab")
+        if page.evaluate(in_list):
+            break
+    assert page.evaluate(in_list)
+    first = page.evaluate("document.activeElement.dataset.thing")
+    page.keyboard.press("ArrowDown")
+    second = page.evaluate("document.activeElement.dataset.thing")
+    assert second != first
+    # one Tab stop: only the current entry is in the tab order
+    assert page.locator(".in-view button[tabindex='0']").count() == 1
+    name = page.evaluate(f"window.citytwin.twin.things.get({second}).name")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "(name) => document.querySelector('#detail h2').textContent === name", arg=name
+    )
+    assert page.evaluate("document.activeElement.closest('#detail') !== null")
+    page.keyboard.press("Escape")
+    assert page.locator("#detail").is_hidden()
+    assert page.evaluate("document.activeElement.dataset.thing") == second
+    # the list follows the map: zoomed in far, fewer sensors are in view
+    total = page.locator(".in-view button").count()
+    page.evaluate("window.citytwin.map.jumpTo({zoom: 17})")
+    page.wait_for_function(f"() => document.querySelectorAll('.in-view button').length < {total}")
+    assert console.errors == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("view", ["map", "dashboards", "control", "entities"])
+def test_at_tablet_width_the_controls_are_visible_and_nothing_overflows(
+    chromium: Any, city: City, view: str
+) -> None:
+    page, console = open_page(chromium, city.url + "#" + view, width=768, height=1024)
+    if view == "map":
+        click_thing(page, CENTRE_SENSOR)
+        page.wait_for_selector("#detail .chart[data-points]")
+        panels = ["#layers", "#detail", ".maplibregl-ctrl-zoom-in"]
+    else:
+        page.wait_for_selector(f"#view-{view} h2")
+        panels = [f"#view-{view} h2"]
+    for selector in ["header nav", "#live-status", "#zone", *panels]:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        assert box["x"] >= 0, f"{selector}: {box}"
+        assert box["x"] + box["width"] <= 768, f"{selector}: {box}"
+        assert box["y"] >= 0, f"{selector}: {box}"
+        assert box["y"] + box["height"] <= 1024, f"{selector}: {box}"
+    overflowing = page.evaluate(
+        """() => [document.documentElement, document.body, ...document.querySelectorAll(
+                '.view:not([hidden]), .view:not([hidden]) *')]
+            .filter((e) => e.scrollWidth > e.clientWidth + 1
+                && !['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                && getComputedStyle(e).overflowX !== 'hidden')
+            .map((e) => e.tagName + '.' + e.className)"""
+    )
+    assert overflowing == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    screenshot(page, f"tablet-{view}")
+    assert console.errors == []
+    page.context.close()
+
+
+def test_dashboards_refresh_when_new_values_of_their_domain_arrive(
+    chromium: Any, city: City
+) -> None:
+    page, console = open_page(chromium, city.url + "#dashboards")
+    page.wait_for_selector("body[data-live=subscribed]", timeout=10_000)
+    page.get_by_role("button", name="Energy").click()
+    page.wait_for_selector("#view-dashboards .kpi:not(.loading)")
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/v1/kpis/energy/" in r.url and asked.append(r.url))
+    page.wait_for_timeout(1500)
+    assert asked == []  # nothing new, nothing asked: no polling
+    ds = page.evaluate(
+        """() => window.citytwin.twin.primary([...window.citytwin.twin.things.values()]
+            .find((t) => t.properties.domain === "energy")).id"""
+    )
+    sensor = mqtt_client(city.mqtt_port)
+    try:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        sensor.publish(
+            f"v1.1/Datastreams({ds})/Observations",
+            json.dumps({"result": 3.5, "phenomenonTime": now}),
+            qos=1,
+        ).wait_for_publish(5)
+        page.wait_for_function(
+            f"() => window.citytwin.twin.datastreams.get({ds}).result === 3.5", timeout=2_000
+        )
+        # gathered for a second, and at most one refresh each 5 s
+        for _ in range(40):
+            if asked:
+                break
+            page.wait_for_timeout(250)
+        page.wait_for_timeout(1000)
+    finally:
+        sensor.loop_stop()
+        sensor.disconnect()
+    assert asked, "the energy KPIs were not read again"
+    kpis = {u.split("?")[0] for u in asked}
+    assert len(asked) == len(kpis)  # once each
     assert console.errors == []
     page.context.close()

@@ -101,6 +101,17 @@ def domain_paths() -> dict[str, dict[str, Any]]:
                 "responses": {"200": _json(_LIST, "the installed packages")},
             }
         },
+        "/api/v1/sensors": {
+            "get": {
+                "operationId": "getSensorFeed",
+                "summary": "every Thing's place and each Datastream's latest value, column by "
+                "column (the map's first picture; see docs/ui.md)",
+                "tags": _TAG,
+                "responses": {
+                    "200": {"description": "the sensors", "content": {"application/json": {}}}
+                },
+            }
+        },
         "/api/v1/layers": {
             "get": {
                 "operationId": "listLayers",

@@ -18,6 +18,7 @@ from citytwin.access.audit import Action, Origin
 from citytwin.domains.base import Domain, KpiQuery, KpiResult, UnknownKey
 from citytwin.domains.data import DomainData, check_area
 from citytwin.domains.packages import installed, switched_off
+from citytwin.domains.sensors import sensors as latest_sensors
 from citytwin.errors import BadRequest, NotFound, TooLarge
 from citytwin.model import Registry
 from citytwin.model.values import floor_time, format_instant, parse_duration, parse_interval
@@ -93,6 +94,14 @@ class DomainService:
         query = parse_query(params, now or datetime.now(UTC), kpi.default_bucket)
         result = await kpi.compute(self.data(principal), query)
         return render(found, kpi.key, query, result)
+
+    async def sensors(self, principal: Principal | None = None) -> dict[str, Any]:
+        """Every sensor ``principal`` may read, with its place and latest value, compactly
+        (see domains/sensors.py)."""
+        visible = None
+        if principal is not None and self.visibility is not None:
+            visible = self.visibility(principal)
+        return await latest_sensors(self.storage, self.registry, visible)
 
     async def packages(self) -> dict[str, Any]:
         """The solution packages installed here (docs/packages.md), without their

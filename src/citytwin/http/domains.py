@@ -39,6 +39,14 @@ def routes(
         )
         return Response(dumps(doc), media_type=JSON)
 
+    async def sensors(request: Request) -> Response:
+        # the map's first picture; the page reads it afresh on every load
+        return Response(
+            dumps(await service.sensors(await principal_of(request))),
+            media_type=JSON,
+            headers={"cache-control": "no-cache"},
+        )
+
     async def packages(request: Request) -> Response:
         return Response(dumps(await service.packages()), media_type=JSON)
 
@@ -63,6 +71,7 @@ def routes(
         Route(f"{PREFIX}/domains", _errors(domains), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/areas", _errors(areas), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/kpis/{{domain}}/{{kpi}}", _errors(kpi), methods=["GET", "HEAD"]),
+        Route(f"{PREFIX}/sensors", _errors(sensors), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/packages", _errors(packages), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers", _errors(layers), methods=["GET", "HEAD"]),
         Route(f"{PREFIX}/layers/{{name}}", _errors(layer), methods=["GET", "HEAD"]),

@@ -10,6 +10,7 @@ written into the page (so the map starts without a round trip) and also served a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,11 +26,20 @@ from citytwin.settings import Settings
 DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 UI_PREFIX = "/ui"
 CONFIG_PATH = "/api/v1/ui-config"
+# the compact feed of the map's first picture (see citytwin/domains/sensors.py); without
+# it the page asks the SensorThings API, which build.mjs names in the page's preload
+SENSORS_PATH = "/api/v1/sensors"
+PRELOAD = re.compile(r'(<link [^>]*data-things href=")[^"]*(")')
 # paths the application's own routes answer, besides its exact pages: the UI's files and
 # the JSON API under /api/ (this module's configuration, the domain packages' KPIs)
 PREFIXES = (UI_PREFIX + "/", "/api/")
 # the domain packages' JSON API, which the UI uses where the server has it
-OPTIONAL_APIS = {"domains": "/api/v1/domains", "areas": "/api/v1/areas", "layers": "/api/v1/layers"}
+OPTIONAL_APIS = {
+    "domains": "/api/v1/domains",
+    "areas": "/api/v1/areas",
+    "layers": "/api/v1/layers",
+    "sensors": SENSORS_PATH,
+}
 
 NOT_BUILT = (
     "The web UI is not built. Build it with `make demo` (or `npm ci && npm run build` in "
@@ -87,7 +97,10 @@ class WebUi:
             page = (DIST / "index.html").read_text()
         except FileNotFoundError:
             return PlainTextResponse(NOT_BUILT, status_code=503)
-        config = orjson.dumps(self.config(request)).decode().replace("<", "\\u003c")
+        config_doc = self.config(request)
+        if config_doc["apis"]["sensors"]:
+            page = PRELOAD.sub(rf"\g<1>{SENSORS_PATH}\g<2>", page, count=1)
+        config = orjson.dumps(config_doc).decode().replace("<", "\\u003c")
         page = page.replace(
             "<!-- ui-config -->",
             f'<script id="ui-config" type="application/json">{config}</script>',

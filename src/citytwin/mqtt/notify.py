@@ -43,15 +43,29 @@ Publish = Callable[[str, bytes, Receives | None], Awaitable[None]]
 
 
 class Subscriptions:
-    """Which topics are subscribed, by whom; parsed once, indexed by entity type."""
+    """Which topics are subscribed, by whom; parsed once and indexed by what they name.
+
+    A topic names the entities whose changes it announces in one of three ways, and each
+    has its own index, so that a change looks only at the topics it can belong to (a map
+    viewer subscribes to one topic per Datastream, 10,000 of them):
+
+    - ``Things(1)`` (or a property of it): the entity with that id;
+    - ``Datastreams(1)/Observations`` without ``$filter``: the entities whose foreign key
+      (here ``datastream_id``) holds that id;
+    - anything else: tested one by one, as the notifier always has.
+    """
 
     def __init__(self, registry: Registry, *, expand: bool = False, filter_: bool = False) -> None:
         self.registry = registry
         self.expand = expand
         self.filter = filter_
         self._clients: dict[str, set[str]] = defaultdict(set)  # topic text -> client ids
+        self._topics_of: dict[str, set[str]] = defaultdict(set)  # client id -> topic texts
         self._parsed: dict[str, Topic] = {}
-        self._by_type: dict[str, set[str]] = defaultdict(set)
+        self._keys: dict[str, tuple[str, ...]] = {}  # topic text -> its index key
+        # (type,) -> texts; (type, id) -> texts; (type, fk column, id) -> texts
+        self._index: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        self._fks: dict[str, dict[str, int]] = defaultdict(dict)  # type -> fk column -> topics
 
     def add(self, client: str, topic_text: str) -> Topic | None:
         topic = self._parsed.get(topic_text) or try_parse_topic(
@@ -59,9 +73,15 @@ class Subscriptions:
         )
         if topic is None:
             return None  # not a SensorThings topic (or a form not enabled): nothing to send
-        self._parsed[topic_text] = topic
+        if topic_text not in self._parsed:
+            self._parsed[topic_text] = topic
+            key = self._keys[topic_text] = self._key_of(topic)
+            self._index[key].add(topic_text)
+            if len(key) == 3:
+                fks = self._fks[key[0]]
+                fks[key[1]] = fks.get(key[1], 0) + 1
         self._clients[topic_text].add(client)
-        self._by_type[self._type_of(topic)].add(topic_text)
+        self._topics_of[client].add(topic_text)
         return topic
 
     def remove(self, client: str, topic_text: str) -> None:
@@ -69,17 +89,50 @@ class Subscriptions:
         if clients is None:
             return
         clients.discard(client)
+        mine = self._topics_of.get(client)
+        if mine is not None:
+            mine.discard(topic_text)
+            if not mine:
+                del self._topics_of[client]
         if not clients:
             del self._clients[topic_text]
-            topic = self._parsed.pop(topic_text)
-            self._by_type[self._type_of(topic)].discard(topic_text)
+            del self._parsed[topic_text]
+            key = self._keys.pop(topic_text)
+            texts = self._index[key]
+            texts.discard(topic_text)
+            if not texts:
+                del self._index[key]
+            if len(key) == 3:
+                fks = self._fks[key[0]]
+                fks[key[1]] -= 1
+                if not fks[key[1]]:
+                    del fks[key[1]]
 
     def remove_client(self, client: str) -> None:
-        for topic_text in [t for t, cs in self._clients.items() if client in cs]:
+        for topic_text in list(self._topics_of.get(client, ())):
             self.remove(client, topic_text)
 
     def for_type(self, entity_type: str) -> list[Topic]:
-        return [self._parsed[t] for t in sorted(self._by_type.get(entity_type, ()))]
+        """Every topic announcing changes of ``entity_type``, in text order."""
+        texts = [t for t, key in self._keys.items() if key[0] == entity_type]
+        return [self._parsed[t] for t in sorted(texts)]
+
+    def foreign_keys(self, entity_type: str) -> list[str]:
+        """The foreign-key columns of ``entity_type`` that some indexed topic names."""
+        return list(self._fks.get(entity_type, ()))
+
+    def candidates(
+        self, entity_type: str, entity_id: int, fk_values: dict[str, object]
+    ) -> list[Topic]:
+        """The topics an entity may belong to, in text order: those tested one by one, those
+        naming its id and those naming one of its foreign keys' values
+        (``fk_values``: column -> value, for the columns :meth:`foreign_keys` gives)."""
+        texts = set(self._index.get((entity_type,), ()))
+        texts.update(self._index.get((entity_type, str(entity_id)), ()))
+        for column, value in fk_values.items():
+            if value is not None:
+                texts.update(self._index.get((entity_type, column, str(value)), ()))
+        return [self._parsed[t] for t in sorted(texts)]
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -88,15 +141,30 @@ class Subscriptions:
         """The clients subscribed to a topic."""
         return frozenset(self._clients.get(topic_text, ()))
 
-    def _type_of(self, topic: Topic) -> str:
-        """The entity type whose changes a topic announces."""
-        et = self.registry.by_set(topic.path.segments[0].name)
+    def _key_of(self, topic: Topic) -> tuple[str, ...]:
+        """Where a topic goes in the index (see the class docstring)."""
+        segs = topic.path.segments
+        et = self.registry.by_set(segs[0].name)
         assert et is not None  # the topic parsed
-        for seg in topic.path.segments[1:]:
+        if len(segs) == 1:
+            return (et.name,) if segs[0].id is None else (et.name, str(segs[0].id))
+        parent = et
+        for seg in segs[1:]:
             nav = et.navigation(seg.name)
             assert nav is not None
             et = self.registry.target(nav)
-        return et.name
+        if (
+            len(segs) == 2
+            and segs[0].id is not None
+            and segs[1].id is None
+            and topic.options.filter is None
+        ):
+            nav = parent.navigation(segs[1].name)
+            assert nav is not None
+            fk = self.registry.inverse(nav).fk
+            if fk is not None:
+                return (et.name, fk, str(segs[0].id))
+        return (et.name,)
 
 
 class Notifier:
@@ -156,9 +224,6 @@ class Notifier:
                 self._queue.task_done()
 
     async def notify(self, event: ChangeEvent) -> None:
-        topics = self.subscriptions.for_type(event.entity_type)
-        if not topics:
-            return
         et = self.service.registry.type(event.entity_type)
         fetched: list[Row | None] = []
 
@@ -166,6 +231,16 @@ class Notifier:
             if not fetched:
                 fetched.append(await self._row(et.table, event.entity_id))
             return fetched[0]
+
+        fk_values: dict[str, object] = {}
+        fks = self.subscriptions.foreign_keys(event.entity_type)
+        if fks:
+            found = await row()
+            if found is not None:
+                fk_values = {column: found[column] for column in fks}
+        topics = self.subscriptions.candidates(event.entity_type, event.entity_id, fk_values)
+        if not topics:
+            return
 
         payloads: dict[tuple[str, str, AudienceKey], bytes | None] = {}
         for topic in topics:

@@ -5,13 +5,35 @@ import { fetchKpi, kpiCard } from "./kpi.js";
 import { RANGES, intervalFor } from "./ranges.js";
 
 const BUCKETS = { hour: "PT15M", day: "PT15M", week: "PT1H", month: "P1D" };
+// New values of the shown domain (heard over MQTT by the twin) refresh its KPIs: after a
+// second, to gather what arrives together, and then at most once per REFRESH_MS.
+const GATHER_MS = 1000;
+const REFRESH_MS = 5000;
 
 export class Dashboards {
-  constructor(root) {
+  constructor(root, twin = null) {
     this.root = root;
     this.domains = null;
     this.areas = [];
     this.state = { domain: null, area: "city", range: RANGES[1] };
+    this.cards = null; // the shown cards' container
+    this.timer = null;
+    this.refreshed = 0;
+    twin?.listeners.add((event) => this.#heard(event));
+  }
+
+  #heard(event) {
+    if (event.type !== "observation" || !this.cards || this.timer) return;
+    if (event.thing.properties?.domain !== this.state.domain) return;
+    if (this.root.hidden) {
+      this.cards = null; // shown again, it reads everything afresh
+      return;
+    }
+    const wait = Math.max(GATHER_MS, this.refreshed + REFRESH_MS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.#loadCards(true);
+    }, wait);
   }
 
   async show() {
@@ -50,12 +72,21 @@ export class Dashboards {
       { "aria-label": "Period", onchange: (e) => { this.state.range = RANGES.find((r) => r.key === e.target.value); this.show(); } },
       RANGES.map((r) => el("option", { value: r.key, selected: r === this.state.range }, `Last ${r.title.toLowerCase()}`)),
     );
-    const cards = el("div", { class: "cards" });
+    this.cards = el("div", { class: "cards" });
     fill(this.root, 
       el("h2", {}, "Dashboards"),
       el("div", { class: "controls" }, domainTabs, el("label", {}, "Area ", areaSelect), el("label", {}, "Period ", rangeSelect)),
-      cards,
+      this.cards,
     );
+    this.#loadCards(false);
+  }
+
+  // Each KPI of the chosen domain, area and period; a refresh replaces the cards in place
+  // once their new values are there, so that nothing flickers.
+  #loadCards(refresh) {
+    const cards = this.cards;
+    if (!cards) return;
+    this.refreshed = Date.now();
     const domain = this.domains.find((d) => d.name === this.state.domain);
     const params = {
       area: this.state.area,
@@ -64,9 +95,14 @@ export class Dashboards {
     };
     for (const kpi of domain.kpis ?? []) {
       const meta = { ...kpi, domain: domain.name };
-      const slot = el("article", { class: "kpi loading" }, el("h3", {}, kpi.title ?? kpi.key), el("p", { class: "muted" }, "Loading…"));
-      cards.append(slot);
-      fetchKpi(domain.name, kpi.key, params).then((result) => slot.replaceWith(kpiCard(meta, result)));
+      let slot = refresh ? cards.querySelector(`[data-kpi="${CSS.escape(`${domain.name}/${kpi.key}`)}"]`) : null;
+      if (!slot) {
+        slot = el("article", { class: "kpi loading", "data-kpi": `${domain.name}/${kpi.key}` }, el("h3", {}, kpi.title ?? kpi.key), el("p", { class: "muted" }, "Loading…"));
+        cards.append(slot);
+      }
+      fetchKpi(domain.name, kpi.key, params).then((result) => {
+        if (this.cards === cards) slot.replaceWith(kpiCard(meta, result));
+      });
     }
   }
 }

@@ -37,16 +37,28 @@ export class Detail {
   #open(title, ...content) {
     this.panel.hidden = false;
     const close = el("button", { type: "button", class: "close", "aria-label": "Close details", onclick: () => this.close() }, "×");
-    fill(this.panel, el("div", { class: "panel-head" }, el("h2", {}, title), close), ...content);
+    fill(this.panel, el("div", { class: "panel-head" }, el("h2", { tabindex: "-1" }, title), close), ...content);
   }
 
+  // Escape closes the panel and gives the focus back to where it came from (the list of
+  // sensors in view, say).
   close() {
     this.panel.hidden = true;
     this.current = null;
+    const back = this.returnFocus;
+    this.returnFocus = null;
+    if (back?.isConnected) back.focus();
   }
 
-  async showThing(id) {
+  // focus: opened from the keyboard, so the panel takes the focus (its heading)
+  async showThing(id, { focus = false } = {}) {
+    if (focus) this.returnFocus = document.activeElement;
+    if (!this.escape) {
+      this.escape = (e) => e.key === "Escape" && !this.panel.hidden && this.close();
+      this.panel.addEventListener("keydown", this.escape);
+    }
     this.#open("Loading…");
+    if (focus) this.panel.querySelector("h2").focus();
     let thing;
     try {
       thing = await sta(`Things(${id})?${THING_QUERY}`);
@@ -98,6 +110,7 @@ export class Detail {
       el("p", { class: "small muted url" }, url),
     );
     this.current = { thingId: id, rows };
+    if (focus) this.panel.querySelector("h2").focus();
     const first = streams.find((d) => typeof d.Observations?.[0]?.result === "number") ?? streams[0];
     if (first) await this.#chart(chartArea, first);
   }

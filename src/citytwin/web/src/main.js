@@ -8,6 +8,7 @@ import { Dashboards } from "./dashboards.js";
 import { Detail } from "./detail.js";
 import { Entities } from "./entities.js";
 import { zoneText } from "./format.js";
+import { Growth } from "./growth.js";
 import { Live } from "./live.js";
 import { loadSession, mqttCredentials, renderSession } from "./session.js";
 import { CityMap } from "./map.js";
@@ -36,12 +37,12 @@ async function start() {
   const live = new Live(config.mqtt?.url, setStatus);
   const detail = new Detail(document.getElementById("detail"), twin);
   const cityMap = new CityMap(document.getElementById("map"), twin, {
-    onThing: (id) => detail.showThing(id),
+    onThing: (id, options) => detail.showThing(id, options),
     onArea: (level, name) => detail.showArea(level, name),
   });
   const views = {
     map: null,
-    dashboards: new Dashboards(document.getElementById("view-dashboards")),
+    dashboards: new Dashboards(document.getElementById("view-dashboards"), twin),
     control: new Control(document.getElementById("view-control"), live),
     entities: new Entities(document.getElementById("view-entities")),
   };
@@ -77,8 +78,16 @@ async function start() {
     timings.sensorsRendered = performance.now();
     timings.things = twin.things.size;
     document.body.dataset.ready = "true";
-    live.subscribe(twin.observationTopics(), (obs, topic) => twin.onObservation(obs, topic));
-    live.subscribe(twin.vehicleTopics(), (loc, topic) => twin.onLocation(loc, topic));
+    cityMap.startListing();
+    const onObservation = (obs, topic) => twin.onObservation(obs, topic);
+    const onLocation = (loc, topic) => twin.onLocation(loc, topic);
+    live.subscribe(twin.observationTopics(), onObservation);
+    live.subscribe(twin.vehicleTopics(), onLocation);
+    new Growth(twin, live, ({ added, datastreams }) => {
+      live.subscribe(twin.observationTopics(datastreams), onObservation);
+      live.subscribe(twin.vehicleTopics(added), onLocation);
+      if (added.length) cityMap.renderPanel(layersPanel);
+    }).start();
     session.then((s) => live.connect(mqttCredentials(s)));
   });
 }

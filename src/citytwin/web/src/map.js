@@ -1,7 +1,7 @@
 // The city map: the city's own GeoJSON layers, Things by category, legend and toggles.
 import * as maplibregl from "maplibre-gl";
 import { config, getJson, optionalApi } from "./api.js";
-import { el, numberText, unitText, fill } from "./format.js";
+import { el, numberText, unitText, valueText, fill } from "./format.js";
 import { CATEGORIES } from "./twin.js";
 
 maplibregl.setWorkerUrl(new URL("/ui/maplibre-gl-worker.mjs", location.href).href);
@@ -11,6 +11,8 @@ const OFFLINE_STYLE = {
   sources: {},
   layers: [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }],
 };
+
+const IN_VIEW_MAX = 50; // sensors listed for keyboard users, nearest the map's centre first
 
 const CITY_LAYER_COLOURS = {
   districts: "#7986cb",
@@ -35,13 +37,23 @@ export class CityMap {
     });
     this.map.addControl(new maplibregl.NavigationControl(), "top-right");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+    // Ready once the layers exist and the worker has taken their first (one-point) data:
+    // new data given while that is still on its way makes the worker lay out every tile
+    // twice (the late answer starts the tiles, the new data's answer restarts them).
     this.ready = new Promise((resolve) =>
       this.map.on("load", () => {
+        window.citytwin.timings.mapLoaded = performance.now();
+        const waiting = new Set(["things", "vehicles"]);
+        const taken = (e) => {
+          if (e.sourceDataType !== "content" || !waiting.delete(e.sourceId) || waiting.size) return;
+          this.map.off("sourcedata", taken);
+          resolve();
+        };
+        this.map.on("sourcedata", taken);
         this.#addThingLayers();
-        resolve();
       }),
     );
-    this.pendingMoves = false;
+    this.pending = new Set(); // sources to redraw in the next frame
   }
 
   async showCityLayers() {
@@ -143,17 +155,18 @@ export class CityMap {
     this.map.getSource("things").setData(twin.features((t) => t.category !== "vehicles"));
     this.map.getSource("vehicles").setData(twin.features((t) => t.category === "vehicles"));
     twin.listeners.add((event) => {
-      if (event.type === "observation" && event.thing.category !== "vehicles") {
+      if (event.thing.category === "vehicles") this.#schedule("vehicles");
+      else if (event.type === "observation") {
         this.map.setFeatureState({ source: "things", id: event.thing.id }, { colour: event.thing.colour });
-      } else if (event.thing.category === "vehicles") {
-        this.#scheduleVehicles();
-      }
+        if (this.inView?.querySelector(`[data-thing="${event.thing.id}"]`)) this.#queueList();
+      } else this.#schedule("things"); // a Thing added, moved or changed
     });
   }
 
   setCategoryVisible(key, visible) {
     if (key === "vehicles") {
       this.setVisible(["vehicles"], visible);
+      this.#listInView();
       return;
     }
     if (visible) this.hidden.delete(key);
@@ -162,15 +175,17 @@ export class CityMap {
       "things",
       this.hidden.size ? ["!", ["in", ["get", "category"], ["literal", [...this.hidden]]]] : null,
     );
+    this.#listInView();
   }
 
-  // Moving vehicles redraw their small source at most once per frame.
-  #scheduleVehicles() {
-    if (this.pendingMoves) return;
-    this.pendingMoves = true;
+  // Moving vehicles (and Things added later) redraw their source at most once per frame.
+  #schedule(source) {
+    if (this.pending.has(source)) return;
+    this.pending.add(source);
     requestAnimationFrame(() => {
-      this.pendingMoves = false;
-      this.map.getSource("vehicles")?.setData(this.twin.features((t) => t.category === "vehicles"));
+      this.pending.delete(source);
+      const vehicles = source === "vehicles";
+      this.map.getSource(source)?.setData(this.twin.features((t) => (t.category === "vehicles") === vehicles));
     });
   }
 
@@ -186,6 +201,78 @@ export class CityMap {
     const wide = this.map.getContainer().clientWidth > 900;
     const padding = wide ? { top: 40, bottom: 40, left: 300, right: 70 } : 40;
     if (w <= e) this.map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 15, duration: 0 });
+  }
+
+  // The sensors in view as a list a keyboard reaches: one Tab stop, arrow keys move
+  // through it, Enter opens a sensor's panel. It follows the map once listing started
+  // (after the first picture, which it would only slow down).
+  startListing() {
+    if (this.listing) return;
+    this.listing = true;
+    this.map.on("moveend", () => this.#queueList());
+    this.#listInView();
+  }
+
+  // at most once a second: a listed sensor's new value, or the map moved
+  #queueList() {
+    if (this.listQueued || !this.listing) return;
+    this.listQueued = true;
+    setTimeout(() => {
+      this.listQueued = false;
+      this.#listInView();
+    }, 1000);
+  }
+
+  #listInView() {
+    const list = this.inView;
+    if (!list || !this.listing) return;
+    const bounds = this.map.getBounds();
+    const centre = this.map.getCenter();
+    const vehiclesShown = this.map.getLayoutProperty("vehicles", "visibility") !== "none";
+    const found = [];
+    for (const t of this.twin.things.values()) {
+      const c = t.geometry?.type === "Point" ? t.geometry.coordinates : null;
+      if (!c || !bounds.contains(c)) continue;
+      if (t.category === "vehicles" ? !vehiclesShown : this.hidden.has(t.category)) continue;
+      found.push([(c[0] - centre.lng) ** 2 + (c[1] - centre.lat) ** 2, t]);
+    }
+    found.sort((a, b) => a[0] - b[0]);
+    const shown = found.slice(0, IN_VIEW_MAX).map(([, t]) => t);
+    const focused = list.contains(document.activeElement) ? Number(document.activeElement.dataset.thing) : null;
+    fill(
+      list,
+      shown.map((t, i) => {
+        const ds = this.twin.primary(t);
+        const current = focused === t.id || (focused === null && i === 0);
+        return el(
+          "li",
+          {},
+          el(
+            "button",
+            { type: "button", class: "link", tabindex: current ? "0" : "-1", "data-thing": t.id, onclick: () => this.onThing(t.id, { focus: true }) },
+            t.name,
+            ds ? el("span", { class: "muted" }, ` ${valueText(ds.result, ds.unit)}`) : null,
+          ),
+        );
+      }),
+    );
+    if (focused !== null) list.querySelector(`[data-thing="${focused}"]`)?.focus();
+    this.inViewNote.textContent = found.length > shown.length
+      ? `${shown.length} of ${found.length.toLocaleString()} in view, nearest the centre first; zoom in to list the others.`
+      : found.length ? `${found.length.toLocaleString()} in view.` : "None in view.";
+  }
+
+  #moveInList(e) {
+    const buttons = [...this.inView.querySelectorAll("button")];
+    const i = buttons.indexOf(document.activeElement);
+    if (i < 0) return;
+    const next = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: buttons.length - 1 }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    const target = buttons[Math.max(0, Math.min(buttons.length - 1, next))];
+    buttons[i].tabIndex = -1;
+    target.tabIndex = 0;
+    target.focus();
   }
 
   flyTo(thing) {
@@ -218,7 +305,7 @@ export class CityMap {
       let n = 0;
       for (const t of this.twin.things.values()) {
         if (!t.name.toLowerCase().includes(q)) continue;
-        results.append(el("li", {}, el("button", { type: "button", onclick: () => { this.flyTo(t); this.onThing(t.id); } }, t.name)));
+        results.append(el("li", {}, el("button", { type: "button", onclick: () => { this.flyTo(t); this.onThing(t.id, { focus: true }); } }, t.name)));
         if (++n >= 8) break;
       }
     });
@@ -248,9 +335,13 @@ export class CityMap {
       ),
       search,
       results,
+      el("h2", { id: "in-view-title" }, "Sensors in view"),
+      (this.inView = el("ul", { class: "in-view", "aria-labelledby": "in-view-title", onkeydown: (e) => this.#moveInList(e) })),
+      (this.inViewNote = el("p", { class: "muted small", "aria-live": "polite" })),
       el("h2", {}, "Legend"),
       legend.length ? legend : el("p", { class: "muted" }, "No values yet."),
       el("p", { class: "muted" }, "Grey: no value yet. Colours follow each sensor's latest value."),
     );
+    this.#listInView();
   }
 }

@@ -36,46 +36,98 @@ export class Twin {
     this.listeners = new Set();
   }
 
+  // The first picture comes from the server's compact feed (/api/v1/sensors) where it
+  // has one, else from one SensorThings request; index.html preloads whichever the
+  // server named, so the answer is on its way before this script has been parsed.
   async load() {
-    // index.html preloads exactly this URL, so the answer is on its way before this
-    // script has even been parsed
     const preload = document.querySelector("link[data-things]");
-    const collection = await getJson(preload ? preload.href : staUrl(SENSORS_QUERY));
+    const url = preload ? preload.href : staUrl(SENSORS_QUERY);
+    const doc = await getJson(url);
     window.citytwin.timings.sensorsFetched = performance.now();
-    for (const f of collection?.features ?? []) {
-      if (!f.geometry) continue;
-      for (const t of f.properties?.Things ?? []) this.#addThing(t, f.geometry);
-    }
+    if (doc?.things && doc?.datastreams) this.#fromFeed(doc);
+    else this.#fromGeoJson(doc);
     for (const t of this.things.values()) t.colour = this.colourOf(t);
   }
 
-  #addThing(t, geometry) {
-    if (this.things.has(t["@iot.id"])) return;
+  #fromFeed(doc) {
+    const t = doc.things;
+    const geometries = doc.geometries ?? {};
+    for (let i = 0; i < t.id.length; i++) {
+      const id = t.id[i];
+      const geometry = t.lon[i] == null ? geometries[id] ?? null : { type: "Point", coordinates: [t.lon[i], t.lat[i]] };
+      if (geometry) this.#thing(id, t.name[i], { kind: t.kind[i], domain: t.domain[i] }, geometry);
+    }
+    const d = doc.datastreams;
+    const ops = doc.observedProperties ?? [];
+    const units = doc.units ?? [];
+    for (let i = 0; i < d.id.length; i++) {
+      const thing = this.things.get(d.thing[i]);
+      if (thing) this.#datastream(thing, d.id[i], ops[d.property[i]] ?? null, units[d.unit[i]] ?? null, d.result[i], d.time[i]);
+    }
+  }
+
+  #fromGeoJson(collection) {
+    for (const f of collection?.features ?? []) {
+      if (!f.geometry) continue;
+      for (const t of f.properties?.Things ?? []) {
+        if (this.things.has(t["@iot.id"])) continue;
+        const thing = this.#thing(t["@iot.id"], t.name, t.properties, f.geometry);
+        for (const d of t.Datastreams ?? []) {
+          const latest = d.Observations?.[0];
+          this.#datastream(thing, d["@iot.id"], d.ObservedProperty ?? null, d.unitOfMeasurement?.symbol ?? null, latest?.result ?? null, latest?.phenomenonTime ?? null);
+        }
+      }
+    }
+  }
+
+  #thing(id, name, properties, geometry) {
     const thing = {
-      id: t["@iot.id"],
-      name: t.name,
-      properties: t.properties ?? {},
-      category: categoryOf(t.properties),
+      id,
+      name,
+      properties: properties ?? {},
+      category: categoryOf(properties),
       geometry,
       datastreams: [],
     };
-    for (const d of t.Datastreams ?? []) {
-      const latest = d.Observations?.[0];
-      const ds = {
-        id: d["@iot.id"],
-        name: d.ObservedProperty?.name ?? `Datastream ${d["@iot.id"]}`,
-        unit: d.unitOfMeasurement?.symbol ?? null,
-        op: d.ObservedProperty ?? null,
-        result: latest?.result ?? null,
-        time: latest?.phenomenonTime ?? null,
-        thing,
-      };
-      ds.key = scaleKey(ds.op, ds.unit);
-      this.scales.observe(ds.key, ds.result, ds.op?.name ?? ds.name, ds.unit);
-      thing.datastreams.push(ds);
-      this.datastreams.set(ds.id, ds);
+    this.things.set(id, thing);
+    return thing;
+  }
+
+  #datastream(thing, id, op, unit, result, time) {
+    const ds = { id, name: op?.name ?? `Datastream ${id}`, unit, op, result, time, thing };
+    ds.key = scaleKey(ds.op, ds.unit);
+    this.scales.observe(ds.key, ds.result, ds.op?.name ?? ds.name, ds.unit);
+    thing.datastreams.push(ds);
+    this.datastreams.set(ds.id, ds);
+    return ds;
+  }
+
+  // A Thing as the SensorThings API gives it (see growth.js), added or brought up to
+  // date; a new Thing without a Location has no place on the map and is left out.
+  upsert(t) {
+    const id = t["@iot.id"];
+    const loc = t.Locations?.[0]?.location;
+    const geometry = (loc?.type === "Feature" ? loc.geometry : loc) ?? null;
+    let thing = this.things.get(id);
+    const isNew = !thing;
+    if (isNew) {
+      if (!geometry?.type) return { thing: null, isNew: false, datastreams: [] };
+      thing = this.#thing(id, t.name, t.properties, geometry);
+    } else {
+      thing.name = t.name ?? thing.name;
+      thing.properties = t.properties ?? {};
+      if (thing.category !== "vehicles") thing.category = categoryOf(thing.properties);
+      if (geometry?.type) thing.geometry = geometry;
     }
-    this.things.set(thing.id, thing);
+    const fresh = [];
+    for (const d of t.Datastreams ?? []) {
+      if (this.datastreams.has(d["@iot.id"])) continue;
+      const latest = d.Observations?.[0];
+      fresh.push(this.#datastream(thing, d["@iot.id"], d.ObservedProperty ?? null, d.unitOfMeasurement?.symbol ?? null, latest?.result ?? null, latest?.phenomenonTime ?? null));
+    }
+    thing.colour = this.colourOf(thing);
+    for (const l of this.listeners) l({ type: isNew ? "added" : "changed", thing });
+    return { thing, isNew, datastreams: fresh };
   }
 
   primary(thing) {
@@ -101,14 +153,16 @@ export class Twin {
     return { type: "FeatureCollection", features: out };
   }
 
-  // MQTT topics that announce new Observations of the loaded Datastreams.
-  observationTopics() {
+  // MQTT topics that announce new Observations of the loaded Datastreams (or of those
+  // given: Datastreams that came later, see growth.js).
+  observationTopics(datastreams = null) {
     if (config.mqtt.expandTopics) {
-      return ["v1.1/Observations?$select=result,phenomenonTime&$expand=Datastream($select=id)"];
+      return datastreams ? [] : ["v1.1/Observations?$select=result,phenomenonTime&$expand=Datastream($select=id)"];
     }
     // plain paths: the broker parses a topic with $select about 15 times slower, which
     // for 10,000 Datastreams was 1.5 s of server CPU per page opened
-    return [...this.datastreams.keys()].map((id) => `v1.1/Datastreams(${id})/Observations`);
+    const ids = datastreams ? datastreams.map((d) => d.id) : [...this.datastreams.keys()];
+    return ids.map((id) => `v1.1/Datastreams(${id})/Observations`);
   }
 
   onObservation(obs, topic) {
@@ -125,8 +179,8 @@ export class Twin {
     for (const l of this.listeners) l({ type: "observation", datastream: ds, thing: ds.thing });
   }
 
-  vehicleTopics() {
-    return [...this.things.values()]
+  vehicleTopics(things = null) {
+    return [...(things ?? this.things.values())]
       .filter((t) => t.category === "vehicles")
       .map((t) => `v1.1/Things(${t.id})/Locations`);
   }
