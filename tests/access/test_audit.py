@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from citytwin.access import audit
+from citytwin.access import ANONYMOUS, audit
 from citytwin.access.keys import authenticate
 from citytwin.cli import main
 from citytwin.service.intake import Intake
@@ -150,10 +150,10 @@ def test_mqtt_observations_are_recorded_with_the_principal_the_adapter_passes(
     ds = world.streams["own"]
     intake = Intake(service, "http://localhost")
     messages = [
-        (f"v1.1/Datastreams({ds})/Observations", orjson.dumps({"result": float(i)}))
+        (f"v1.1/Datastreams({ds})/Observations", orjson.dumps({"result": float(i)}), operator)
         for i in range(4)
     ]
-    assert world.client.call(intake.create(messages, operator)) == [None] * 4
+    assert world.client.call(intake.create(messages)) == [None] * 4
     (row,) = log.new()
     assert (row["transport"], row["entity"], row["count"], row["identity"]) == (
         "mqtt",
@@ -163,7 +163,8 @@ def test_mqtt_observations_are_recorded_with_the_principal_the_adapter_passes(
     )
     assert row["detail"] == {"Datastreams": [ds]}
     # without an identity an MQTT publish is anonymous: refused, stored nowhere, no row
-    answers = world.client.call(intake.create(messages[:1]))
+    anonymous = [(topic, payload, ANONYMOUS) for topic, payload, _ in messages[:1]]
+    answers = world.client.call(intake.create(anonymous))
     assert answers[0] is not None
     assert answers[0].status == 403
     assert len(log.new()) == 1

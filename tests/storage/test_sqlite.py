@@ -55,7 +55,7 @@ def test_migrations_apply_once_and_match_the_planner_tables(tmp_path: Path) -> N
         "0007_audit.sql",
     ]
     assert run(s.migrate()) == []
-    assert run(s.schema_version()) == 8
+    assert run(s.schema_version()) == 7
     conn = sqlite3.connect(s.path)
     for name, table in s.tables.metadata.tables.items():
         stored = {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
