@@ -84,8 +84,8 @@ async def _init_read_connection(conn: asyncpg.Connection) -> None:
     and after five runs PostgreSQL may keep a generic plan, which cannot prune the
     Observations partitions by the query's times: a 1,000-row time-range page at 10M
     Observations went from 11 to 21 ms. Writes keep cached plans, since each
-    foreign-key check of a COPY runs a cached query per row (planning it every time
-    halved the bulk rate)."""
+    foreign-key check runs a cached query per row (planning it every time halved the
+    bulk rate while Observations still had foreign keys; other tables have them)."""
     await _init_connection(conn)
     await conn.execute("SET plan_cache_mode = force_custom_plan")
 
