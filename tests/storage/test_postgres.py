@@ -53,6 +53,11 @@ def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) 
     store = PostgresStore(pg_url, REGISTRY)
     assert run(store.migrate()) == []  # the template is migrated already
     assert run(store.schema_version()) == 7
+    assert [name for _, name in store.migrations()][-3:] == [
+        "0005_access.sql",
+        "0006_ingest.sql",
+        "0007_audit.sql",
+    ]
     stored = run(_columns(pg_url))
     for name, table in store.tables.metadata.tables.items():
         assert stored[name] == {c.name for c in table.columns}, name

@@ -48,7 +48,7 @@ class IngestLink:
         password: str | None = None,
         keepalive: int = 60,
         session_expiry: int = 24 * 3600,
-        batch: int = 2000,
+        batch: int = 5000,
         depth: int = 2,
         backlog: int = 20_000,
     ) -> None:

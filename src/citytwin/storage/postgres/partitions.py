@@ -1,13 +1,12 @@
 """Monthly partitions of the Observations table, created when needed.
 
-Making a partition waits for every open transaction that has written to Observations or
-to the tables they refer to (the foreign keys are copied onto it); reads go on. So
-partitions for the current time (last month to two months ahead) are made at start-up,
-and a write of older or later data (a backfill) has its month made before it writes, on
-a connection of its own and committed at once: two instances backfilling the same month
-at the same moment never wait on each other's transactions (see ``SetupNeeded`` for a
-write that needs a new month after it has written). Making a partition that another
-instance just made is harmless.
+Making a partition waits for every open transaction that has written to Observations;
+reads go on. So partitions for the current time (last month to two months ahead) are
+made at start-up, and a write of older or later data (a backfill) has its month made
+before it writes, on a connection of its own and committed at once: two instances
+backfilling the same month at the same moment never wait on each other's transactions
+(see ``SetupNeeded`` for a write that needs a new month after it has written). Making a
+partition that another instance just made is harmless.
 """
 
 from __future__ import annotations

@@ -35,6 +35,14 @@ from citytwin.storage.postgres.partitions import Partitions
 log = logging.getLogger("citytwin.storage.postgres")
 R = TypeVar("R")
 
+# What an Observation refers to, checked by the writer instead of foreign keys (see
+# migration 0006): column -> (table, entity name for messages)
+REFERENCES = {
+    "datastream_id": ("datastreams", "Datastream"),
+    "multi_datastream_id": ("multi_datastreams", "MultiDatastream"),
+    "feature_id": ("features", "FeatureOfInterest"),
+}
+
 
 def _encode(value: Any) -> Any:
     if isinstance(value, Json):
@@ -76,8 +84,8 @@ async def _init_read_connection(conn: asyncpg.Connection) -> None:
     and after five runs PostgreSQL may keep a generic plan, which cannot prune the
     Observations partitions by the query's times: a 1,000-row time-range page at 10M
     Observations went from 11 to 21 ms. Writes keep cached plans, since each
-    foreign-key check of a COPY runs a cached query per row (planning it every time
-    halved the bulk rate)."""
+    foreign-key check runs a cached query per row (planning it every time halved the
+    bulk rate while Observations still had foreign keys; other tables have them)."""
     await _init_connection(conn)
     await conn.execute("SET plan_cache_mode = force_custom_plan")
 
@@ -154,6 +162,36 @@ class _Writer(_Reader):
     def __init__(self, conn: asyncpg.Connection, store: PostgresStore) -> None:
         super().__init__(conn, store)
         self.wrote = False  # holds locks that making a partition would wait for
+        # rows that Observations refer to, locked by this transaction until it ends
+        # (there are no savepoints that could give a lock up earlier)
+        self._locked: dict[str, set[int]] = {column: set() for column in REFERENCES}
+
+    async def references(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Lock the Datastreams, MultiDatastreams and FeaturesOfInterest that Observations
+        about to be written refer to (FOR KEY SHARE: a delete of one waits until this
+        transaction ends, and then deletes its Observations too), and refuse any that
+        does not exist, as a foreign key would. Each id is locked once a transaction."""
+        if table != OBSERVATIONS:
+            return
+        wanted: list[tuple[str, list[int]]] = []
+        for column, locked in self._locked.items():
+            new = {r[column] for r in rows if r.get(column) is not None}
+            new.difference_update(locked)
+            if new:
+                wanted.append((column, sorted(new)))
+        if not wanted:
+            return
+        sql = self.store.lock_sql(tuple(column for column, _ in wanted))
+        found = await self._call(lambda: self.conn.fetchrow(sql, *(i for _, i in wanted)))
+        for (column, ids), present in zip(wanted, found, strict=True):
+            self._locked[column].update(present)
+            if len(present) < len(ids):
+                missing = sorted(set(ids) - set(present))
+                name = REFERENCES[column][1]
+                raise Conflict(
+                    f"the change contradicts stored data: no {name} with id "
+                    f"{', '.join(map(str, missing[:10]))}"
+                )
 
     async def _partitions(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Make the Observations partitions ``rows`` need before they are written.
@@ -178,6 +216,7 @@ class _Writer(_Reader):
 
     async def insert(self, table: str, values: Mapping[str, Any]) -> int:
         await self._partitions(table, [values])
+        await self.references(table, [values])
         self.wrote = True
         sql, names = self.store.insert_sql(table, tuple(values))
         args = [_encode(values[n]) for n in names]
@@ -190,6 +229,7 @@ class _Writer(_Reader):
         if not rows:
             return
         await self._partitions(table, rows)
+        await self.references(table, rows)
         self.wrote = True
         columns = list(rows[0])
         encoded = self.store.encoded_columns(table)
@@ -223,6 +263,7 @@ class _Writer(_Reader):
         if not values:
             return
         await self._partitions(table, [values])
+        await self.references(table, [values])
         t = self.store.tables.metadata.tables[table]
         stmt = (
             sa.update(t)
@@ -264,6 +305,7 @@ class PostgresStore:
         self.read_pool: asyncpg.Pool | None = None
         self.partitions = Partitions(self)
         self._insert_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+        self._lock_sql: dict[tuple[str, ...], str] = {}
         self._encoded: dict[str, frozenset[str]] = {}
 
     def encoded_columns(self, table: str) -> frozenset[str]:
@@ -364,6 +406,19 @@ class PostgresStore:
             hit = (compiled.string, list(getattr(compiled, "positiontup", None) or []))
             self._insert_sql[key] = hit
         return hit
+
+    def lock_sql(self, columns: tuple[str, ...]) -> str:
+        """One statement that locks, in id order, the rows of the tables that ``columns``
+        of Observations refer to, from one array of ids each, and returns the ids found."""
+        sql = self._lock_sql.get(columns)
+        if sql is None:
+            parts = [
+                f"ARRAY(SELECT id FROM {REFERENCES[c][0]} WHERE id = ANY(${i}::bigint[]) "
+                "ORDER BY id FOR KEY SHARE)"
+                for i, c in enumerate(columns, 1)
+            ]
+            sql = self._lock_sql[columns] = f"SELECT {', '.join(parts)}"
+        return sql
 
     # --- schema ---------------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,236 @@
+"""Observations refer to their Datastream and FeatureOfInterest without foreign keys on
+PostgreSQL (migration 0006): the writer locks what new Observations refer to and refuses
+what does not exist, and deletes take the Observations along, also when the delete and
+an insert of Observations race."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+
+from citytwin.errors import Conflict
+from citytwin.storage.postgres.store import PostgresStore
+from tests.support import REGISTRY
+
+R = TypeVar("R")
+LOCK_WAIT_SECONDS = 10.0
+
+
+def run(coro: Coroutine[Any, Any, R]) -> R:
+    return asyncio.run(coro)
+
+
+async def _world(conn: asyncpg.Connection) -> tuple[int, int]:
+    """A Thing with one Datastream, and a FeatureOfInterest: their ids."""
+    thing = await conn.fetchval(
+        "INSERT INTO things (name, description) VALUES ('T', 'd') RETURNING id"
+    )
+    sensor = await conn.fetchval(
+        "INSERT INTO sensors (name, description, encoding_type, metadata) "
+        "VALUES ('S', 'd', 'text/html', '\"m\"') RETURNING id"
+    )
+    prop = await conn.fetchval(
+        "INSERT INTO observed_properties (name, definition, description) "
+        "VALUES ('P', 'x', 'd') RETURNING id"
+    )
+    ds = await conn.fetchval(
+        "INSERT INTO datastreams (name, description, unit_of_measurement, observation_type, "
+        "thing_id, sensor_id, observed_property_id) "
+        "VALUES ('D', 'd', '{}', 'x', $1, $2, $3) RETURNING id",
+        thing,
+        sensor,
+        prop,
+    )
+    feature = await conn.fetchval(
+        "INSERT INTO features (name, description, encoding_type, feature) "
+        "VALUES ('F', 'd', 'application/geo+json', '{}') RETURNING id"
+    )
+    return ds, feature
+
+
+async def _rows(store: PostgresStore, w: Any, ds: int, feature: int, n: int) -> list[dict]:
+    now = datetime.now(UTC)
+    ids = await w.reserve_ids("observations", n)
+    return [
+        {
+            "id": i,
+            "phenomenon_time_start": now,
+            "phenomenon_time_end": now,
+            "result_type": 2,
+            "result_number": float(i),
+            "datastream_id": ds,
+            "feature_id": feature,
+        }
+        for i in ids
+    ]
+
+
+async def _count(conn: asyncpg.Connection, where: str = "true") -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM observations WHERE {where}"))
+
+
+async def _insert(store: PostgresStore, *batches: tuple[int, int, int]) -> list[int]:
+    """Insert, in one transaction, ``n`` Observations of each (Datastream, feature, n);
+    a batch of one goes through the single-row insert."""
+    out = []
+    async with store.writer() as w:
+        for ds, feature, n in batches:
+            rows = await _rows(store, w, ds, feature, n)
+            if n == 1:
+                await w.insert("observations", rows[0])
+            else:
+                await w.insert_many("observations", rows)
+            out += [r["id"] for r in rows]
+    return out
+
+
+async def _move(store: PostgresStore, observation: int, ds: int) -> None:
+    async with store.writer() as w:
+        await w.update("observations", observation, {"datastream_id": ds})
+
+
+async def _waits_for_a_lock(conn: asyncpg.Connection, pid: int) -> None:
+    """Return once the backend ``pid`` waits for a lock; fail if it never does."""
+    deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        event = await conn.fetchval(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid
+        )
+        if event == "Lock":
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"backend {pid} never waited for a lock")
+
+
+async def _with_store(url: str, body: Callable[[PostgresStore], Awaitable[R]]) -> R:
+    store = PostgresStore(url, REGISTRY)
+    await store.open()
+    try:
+        return await body(store)
+    finally:
+        await store.close()
+
+
+def test_observations_of_a_missing_datastream_or_feature_are_refused(pg_url: str) -> None:
+    async def body(store: PostgresStore) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            ds, feature = await _world(conn)
+            for bad_ds, bad_feature, named in [
+                (ds + 1000, feature, "Datastream"),
+                (ds, feature + 1000, "FeatureOfInterest"),
+            ]:
+                with pytest.raises(Conflict, match=f"no {named} with id"):
+                    await _insert(store, (ds, feature, 3), (bad_ds, bad_feature, 2))
+                with pytest.raises(Conflict, match=f"no {named} with id"):
+                    await _insert(store, (bad_ds, bad_feature, 1))
+            [kept] = await _insert(store, (ds, feature, 1))  # moving one is checked too
+            with pytest.raises(Conflict, match="no Datastream with id"):
+                await _move(store, kept, ds + 1000)
+            assert await _count(conn) == 1  # nothing of the refused writes is stored
+            assert await _count(conn, f"datastream_id = {ds}") == 1
+        finally:
+            await conn.close()
+
+    run(_with_store(pg_url, body))
+
+
+def test_a_datastream_deleted_while_its_observations_are_inserted_takes_them_along(
+    pg_url: str,
+) -> None:
+    """The insert locked the Datastream first: the delete waits for its commit and then
+    deletes the new Observations too."""
+
+    async def body(store: PostgresStore) -> None:
+        conn = await asyncpg.connect(pg_url)
+        other = await asyncpg.connect(pg_url)
+        try:
+            ds, feature = await _world(conn)
+            async with store.writer() as w:
+                await w.insert_many("observations", await _rows(store, w, ds, feature, 50))
+                deleting = asyncio.ensure_future(
+                    other.execute("DELETE FROM datastreams WHERE id = $1", ds)
+                )
+                await _waits_for_a_lock(conn, other.get_server_pid())
+                assert not deleting.done()
+            assert await deleting == "DELETE 1"
+            assert await _count(conn) == 0
+        finally:
+            await other.close()
+            await conn.close()
+
+    run(_with_store(pg_url, body))
+
+
+def test_observations_of_a_datastream_being_deleted_are_refused_once_it_is_gone(
+    pg_url: str,
+) -> None:
+    """The delete came first: the insert waits for it and, once it is committed, finds
+    the Datastream gone and stores nothing; had it been rolled back, the insert goes on."""
+
+    async def body(store: PostgresStore) -> None:
+        conn = await asyncpg.connect(pg_url)
+        other = await asyncpg.connect(pg_url)
+        try:
+            ds, feature = await _world(conn)
+            for outcome in ("rollback", "commit"):
+                tx = other.transaction()
+                await tx.start()
+                await other.execute("DELETE FROM datastreams WHERE id = $1", ds)
+
+                async def insert(pid: asyncio.Future[int]) -> None:
+                    async with store.writer() as w:
+                        rows = await _rows(store, w, ds, feature, 50)
+                        pid.set_result(w.conn.get_server_pid())
+                        await w.insert_many("observations", rows)
+
+                pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                inserting = asyncio.ensure_future(insert(pid))
+                await _waits_for_a_lock(conn, await pid)
+                assert not inserting.done()
+                if outcome == "rollback":
+                    await tx.rollback()
+                    await inserting
+                    assert await _count(conn, f"datastream_id = {ds}") == 50
+                else:
+                    await tx.commit()
+                    with pytest.raises(Conflict, match="no Datastream with id"):
+                        await inserting
+                    assert await _count(conn) == 0  # the earlier 50 went with the delete
+        finally:
+            await other.close()
+            await conn.close()
+
+    run(_with_store(pg_url, body))
+
+
+def test_deletes_take_the_observations_along(pg_url: str) -> None:
+    """A FeatureOfInterest's and a Thing's (through its Datastreams) Observations go with
+    them, as the foreign keys' ON DELETE CASCADE did."""
+
+    async def body(store: PostgresStore) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            ds, feature = await _world(conn)
+            async with store.writer() as w:
+                await w.insert_many("observations", await _rows(store, w, ds, feature, 5))
+            other_feature = await conn.fetchval(
+                "INSERT INTO features (name, description, encoding_type, feature) "
+                "VALUES ('F2', 'd', 'application/geo+json', '{}') RETURNING id"
+            )
+            async with store.writer() as w:
+                await w.insert_many("observations", await _rows(store, w, ds, other_feature, 3))
+            await conn.execute("DELETE FROM features WHERE id = $1", other_feature)
+            assert await _count(conn) == 5
+            await conn.execute("DELETE FROM things")  # its Datastream goes, and with it ...
+            assert await conn.fetchval("SELECT count(*) FROM datastreams") == 0
+            assert await _count(conn) == 0
+        finally:
+            await conn.close()
+
+    run(_with_store(pg_url, body))
