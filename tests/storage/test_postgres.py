@@ -53,7 +53,7 @@ def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) 
     store = PostgresStore(pg_url, REGISTRY)
     assert run(store.migrate()) == []  # the template is migrated already
     assert run(store.schema_version()) == 7
-    assert [name for _, name in store.migrations()][-3:] == [
+    assert [name for _, name, _ in store.migrations()][-3:] == [
         "0005_access.sql",
         "0006_ingest.sql",
         "0007_audit.sql",
