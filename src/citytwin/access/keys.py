@@ -204,24 +204,38 @@ async def authenticate(storage: Storage, key: str, oidc: OidcVerifier | None = N
             )
         return await token_principal(storage, await oidc.verify(key))
     k = keys_table(storage.dialect.column_types)
+    row = await active_key(storage, k.c.key_hash == param(hash_key(key)))
+    if row is None:
+        raise Unauthorized("the API key is not valid (unknown or revoked)")
+    return principal_of_key(row)
+
+
+async def active_key(storage: Storage, where: Any) -> Row | None:
+    """The row of the active (not revoked) key meeting ``where``, with its digest and its
+    organisation's name as ``organisation``; None if there is none."""
+    k = keys_table(storage.dialect.column_types)
     o = organisations_table(storage.dialect.column_types)
     stmt = (
-        sa.select(k.c.id, k.c.org_id, k.c.role, k.c.thing_id, o.c.name.label("organisation"))
+        sa.select(
+            k.c.id,
+            k.c.key_hash,
+            k.c.org_id,
+            k.c.role,
+            k.c.thing_id,
+            o.c.name.label("organisation"),
+        )
         .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
-        .where(k.c.key_hash == param(hash_key(key)), k.c.revoked_at.is_(None))
+        .where(where, k.c.revoked_at.is_(None))
     )
     async with storage.reader() as r:
         rows = await r.fetch(stmt)
-    if not rows:
-        raise Unauthorized("the API key is not valid (unknown or revoked)")
-    row = rows[0]
-    return principal_of_key(row["id"], row)
+    return rows[0] if rows else None
 
 
-def principal_of_key(key_id: int, row: Row) -> Principal:
-    """The principal of a key's row (with its organisation's name as ``organisation``)."""
+def principal_of_key(row: Row) -> Principal:
+    """The principal of a key's row (as :func:`active_key` reads it)."""
     return Principal(
-        f"key:{key_id}", row["org_id"], Role(row["role"]), row["organisation"], row["thing_id"]
+        f"key:{row['id']}", row["org_id"], Role(row["role"]), row["organisation"], row["thing_id"]
     )
 
 

@@ -16,10 +16,8 @@ import hmac
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from citytwin.access import Principal
-from citytwin.access.keys import keys_table, organisations_table, principal_of_key
+from citytwin.access.keys import active_key, keys_table, principal_of_key
 from citytwin.errors import Unauthorized
 from citytwin.planner.dialect import param
 from citytwin.storage.base import Row, Storage
@@ -45,15 +43,7 @@ def is_token(credential: str) -> bool:
 
 async def _key_row(storage: Storage, key_id: int) -> Row | None:
     k = keys_table(storage.dialect.column_types)
-    o = organisations_table(storage.dialect.column_types)
-    stmt = (
-        sa.select(k.c.key_hash, k.c.org_id, k.c.role, k.c.thing_id, o.c.name.label("organisation"))
-        .select_from(k.outerjoin(o, o.c.id == k.c.org_id))
-        .where(k.c.id == param(key_id), k.c.revoked_at.is_(None))
-    )
-    async with storage.reader() as r:
-        rows = await r.fetch(stmt)
-    return rows[0] if rows else None
+    return await active_key(storage, k.c.id == param(key_id))
 
 
 async def issue(
@@ -86,4 +76,4 @@ async def verify(storage: Storage, token: str, now: float | None = None) -> Prin
     ):
         # a forged token and one of a revoked key look the same from outside
         raise Unauthorized("the session token is not valid (forged, or its key was revoked)")
-    return principal_of_key(key_id, row)
+    return principal_of_key(row)

@@ -52,12 +52,19 @@ class DomainService:
         self.visibility = visibility
         self.privacy_k = privacy_k  # households in every sum of personal data (privacy.py)
 
+    def _visible(self, principal: Principal | None) -> Visibility | None:
+        """The read conditions of ``principal`` (None: it reads everything)."""
+        if principal is None or self.visibility is None:
+            return None
+        return self.visibility(principal)
+
     def data(self, principal: Principal | None = None) -> DomainData:
-        visible = None
-        if principal is not None and self.visibility is not None:
-            visible = self.visibility(principal)
         return DomainData(
-            self.storage, self.registry, tuple(self.domains.values()), visible, self.privacy_k
+            self.storage,
+            self.registry,
+            tuple(self.domains.values()),
+            self._visible(principal),
+            self.privacy_k,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -98,10 +105,7 @@ class DomainService:
     async def sensors(self, principal: Principal | None = None) -> dict[str, Any]:
         """Every sensor ``principal`` may read, with its place and latest value, compactly
         (see domains/sensors.py)."""
-        visible = None
-        if principal is not None and self.visibility is not None:
-            visible = self.visibility(principal)
-        return await latest_sensors(self.storage, self.registry, visible)
+        return await latest_sensors(self.storage, self.registry, self._visible(principal))
 
     async def packages(self) -> dict[str, Any]:
         """The solution packages installed here (docs/packages.md), without their

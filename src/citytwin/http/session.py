@@ -46,7 +46,7 @@ def session_cookie(header: str) -> str | None:
 def _describe(principal: Principal) -> dict[str, Any]:
     return {
         "accessControl": True,
-        "signedIn": not principal.anonymous and principal.identity.startswith("key:"),
+        "signedIn": principal.identity.startswith("key:"),  # sessions are made from keys
         "identity": principal.identity,
         "role": str(principal.role),
         "organisation": principal.organisation_name,
