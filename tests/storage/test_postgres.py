@@ -52,11 +52,12 @@ async def _columns(url: str) -> dict[str, set[str]]:
 def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) -> None:
     store = PostgresStore(pg_url, REGISTRY)
     assert run(store.migrate()) == []  # the template is migrated already
-    assert run(store.schema_version()) == 7
-    assert [name for _, name, _ in store.migrations()][-3:] == [
+    assert run(store.schema_version()) == 8
+    assert [name for _, name, _ in store.migrations()][-4:] == [
         "0005_access.sql",
         "0006_ingest.sql",
         "0007_audit.sql",
+        "0008_summary_room.sql",
     ]
     stored = run(_columns(pg_url))
     for name, table in store.tables.metadata.tables.items():
@@ -67,6 +68,27 @@ def test_schema_matches_the_planner_tables_and_migrations_run_once(pg_url: str) 
     for access in (organisations_table, keys_table):
         table = access(store.dialect.column_types)
         assert stored[table.name] == {c.name for c in table.columns}
+
+
+def test_summary_updates_find_room_on_their_page(pg_url: str) -> None:
+    """Each batch of Observations rewrites its Datastreams' summaries: half of each page
+    is kept free so the new row version fits beside the old one and no index changes."""
+
+    async def options() -> dict[str, list[str] | None]:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT relname, reloptions FROM pg_class "
+                "WHERE relname IN ('datastreams', 'multi_datastreams')"
+            )
+        finally:
+            await conn.close()
+        return {r["relname"]: r["reloptions"] for r in rows}
+
+    assert run(options()) == {
+        "datastreams": ["fillfactor=50"],
+        "multi_datastreams": ["fillfactor=50"],
+    }
 
 
 def test_a_database_from_a_newer_version_is_refused(pg_url: str) -> None:
