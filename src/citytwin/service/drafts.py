@@ -8,6 +8,7 @@ Every message names where in the body the problem is, e.g. ``Datastreams[0].Sens
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,11 @@ from citytwin.model.types import (
     K_RESULT,
     K_STRING,
     K_TIME,
+    Kind,
 )
 from citytwin.model.values import (
     GEOJSON_ENCODINGS,
+    Interval,
     geometry_from_geojson,
     parse_instant,
     parse_interval,
@@ -71,9 +74,45 @@ def _ref_id(value: Any, where: str) -> int:
     return int(value)
 
 
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_json_type(value)}")
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _interval(value: Any) -> Interval:
+    return parse_interval(value, allow_instant=False)
+
+
+def _time(value: Any) -> Interval:
+    return parse_interval(value, allow_instant=True)
+
+
+# how a value of each kind is parsed; ValueError says what is wrong. Kinds missing here
+# are taken as they are (ANY, RESULT, and GEOMETRY, which is checked with its encodingType)
+_CONVERT: dict[Kind, Callable[[Any], Any]] = {
+    K_STRING: _string,
+    K_OBJECT: _object,
+    K_INSTANT: parse_instant,
+    K_INTERVAL: _interval,
+    K_TIME: _time,
+}
+
+# a key of a flat body: the property and its parser, or (None, None) for a to-one relation
+PlainKey = tuple[Property | None, Callable[[Any], Any] | None]
+NOT_PLAIN: dict[str, PlainKey] = {}  # an entity type that is never taken as a flat body
+
+
 class DraftParser:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._plain: dict[str, dict[str, PlainKey]] = {}  # entity type -> its plain keys
 
     def parse(
         self, et: EntityType, data: Any, mode: Mode, where: str | None = None, nested: bool = False
@@ -132,56 +171,72 @@ class DraftParser:
         """The values and the to-one references of a flat body to create an ``et``: its
         own properties, checked as :meth:`parse` checks them, and related entities named
         only by id. None for any other body, and for one with a fault, which :meth:`parse`
-        then names; so a body is either taken here as parse would take it, or not at all."""
-        if not isinstance(data, dict) or et.geometric:
+        then names; so a body is either taken here as parse would take it, or not at all.
+
+        This is the one check of every Observation that arrives over MQTT, so it looks
+        each key up once in a table made per entity type (:meth:`_plain_keys`)."""
+        if type(data) is not dict:
+            return None
+        keys = self._plain.get(et.name)
+        if keys is None:
+            keys = self._plain[et.name] = self._plain_keys(et)
+        if keys is NOT_PLAIN:
             return None
         values: dict[str, Any] = {}
         refs: dict[str, int] = {}
         for key, value in data.items():
-            prop = et.property(key)
-            if prop is not None and prop.writable:
-                try:
-                    values[key] = self.value(prop, value, et.name, key)
-                except InvalidEntity:
+            entry = keys.get(key)
+            if entry is None:
+                return None
+            prop, convert = entry
+            if prop is None:  # a to-one relation: only {"@iot.id": n}
+                if type(value) is not dict or len(value) != 1:
                     return None
-                continue
-            nav = et.navigation(key)
-            if nav is None or nav.many or type(value) is not dict or len(value) != 1:
-                return None
-            ref = value.get("@iot.id")
-            if type(ref) is not int or not 0 <= ref <= MAX_ID:
-                return None
-            refs[key] = ref
+                ref = value.get("@iot.id")
+                if type(ref) is not int or not 0 <= ref <= MAX_ID:
+                    return None
+                refs[key] = ref
+            elif value is None:
+                if not prop.nullable and prop.kind is not K_RESULT:
+                    return None
+                values[key] = None
+            elif convert is None:
+                values[key] = value
+            else:
+                try:
+                    values[key] = convert(value)
+                except ValueError:
+                    return None
         for name in et.required:
             if name not in values:
                 return None
         return values, refs
 
+    @staticmethod
+    def _plain_keys(et: EntityType) -> dict[str, PlainKey]:
+        """What :meth:`plain` takes of ``et``: each writable property with its parser, and
+        each to-one relation (with None for the property)."""
+        if et.geometric:
+            return NOT_PLAIN  # geometry is checked with its encodingType: parse does that
+        keys: dict[str, PlainKey] = {p.name: (p, _CONVERT.get(p.kind)) for p in et.writable}
+        for nav in et.navigations:
+            if not nav.many and nav.name not in keys:
+                keys[nav.name] = (None, None)
+        return keys
+
     def value(self, prop: Property, value: Any, where: str, key: str) -> Any:
         """The parsed value of ``where.key``; the name is put together only for an error."""
-        k = prop.kind
         if value is None:
-            if not prop.nullable and k is not K_RESULT:
+            if not prop.nullable and prop.kind is not K_RESULT:
                 raise InvalidEntity(f"{where}.{key} cannot be null")
             return None
+        convert = _CONVERT.get(prop.kind)
+        if convert is None:
+            return value  # ANY, RESULT and GEOMETRY (checked with its encodingType)
         try:
-            if k is K_STRING:
-                if not isinstance(value, str):
-                    raise ValueError(f"must be a string, got {_json_type(value)}")
-                return value
-            if k is K_OBJECT:
-                if not isinstance(value, dict):
-                    raise ValueError(f"must be a JSON object, got {_json_type(value)}")
-                return value
-            if k is K_INSTANT:
-                return parse_instant(value)
-            if k is K_INTERVAL:
-                return parse_interval(value, allow_instant=False)
-            if k is K_TIME:
-                return parse_interval(value, allow_instant=True)
+            return convert(value)
         except ValueError as exc:
             raise InvalidEntity(f"{where}.{key}: {exc}") from None
-        return value  # ANY, RESULT and GEOMETRY (checked with its encodingType)
 
     @staticmethod
     def _check_geometry(draft: Draft) -> None:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 
 class WriteRule(Protocol):
+    """A plugin's checks. A rule may name the entity types it checks in a class
+    attribute ``entity_types`` (a frozenset of names); the bulk insert of Observations
+    then leaves it out for them."""
+
     async def before_insert(
         self, unit: Unit, et: EntityType, draft: Draft, row: dict[str, Any]
     ) -> None:

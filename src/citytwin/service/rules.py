@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -43,7 +43,7 @@ class Rules:
         self.u = unit
         self.reg = unit.registry
         # (Datastream or MultiDatastream, id) -> generated FoI, this transaction
-        self._features: dict[tuple[str, int], int] = {}
+        self.features: dict[tuple[str, int], int] = {}
         self.multi = MultiRules(unit)
 
     def _t(self, name: str) -> sa.Table:
@@ -60,9 +60,7 @@ class Rules:
                 row["phenomenon_time_start"] = row["phenomenon_time_end"] = self.u.now
             stream = _stream(row)
             if row.get("feature_id") is None:
-                if stream not in self._features:
-                    self._features[stream] = await self.generated_feature(stream, draft.where)
-                row["feature_id"] = self._features[stream]
+                row["feature_id"] = await self.feature_of(stream, draft.where)
         elif et.name == "MultiDatastream":
             self.multi.check_values(draft.values, draft.where)
 
@@ -74,12 +72,10 @@ class Rules:
             for draft, row in zip(drafts, rows, strict=True):
                 await self.after_insert(et, row["id"], draft, row)
             return
-        by_stream: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_stream.setdefault(_stream(row), []).append(row)
+        by_stream = _summaries(rows)
         # in id order, so that concurrent batches lock the Datastreams in the same order
         for kind in ("Datastream", "MultiDatastream"):
-            params = [self._added(s[1], by_stream[s]) for s in sorted(by_stream) if s[0] == kind]
+            params = [self._params(s[1], by_stream[s]) for s in sorted(by_stream) if s[0] == kind]
             if not params:
                 continue
             together = self._summary_rows_template(kind)
@@ -137,13 +133,13 @@ class Rules:
     async def known_features(self, datastream_ids: Sequence[int]) -> None:
         """Look up, in one query, the generated FeaturesOfInterest that Observations of
         these Datastreams will get when they name none."""
-        todo = sorted({d for d in datastream_ids if ("Datastream", d) not in self._features})
+        todo = sorted({d for d in datastream_ids if ("Datastream", d) not in self.features})
         if len(todo) < 2:
             return  # before_insert looks up a single one just as fast
         query = self.u.tables.template("generated_features", self._generated_features)
         for row in await self.u.w.fetch(query, {"ds": todo}):
             # the first Location's
-            self._features.setdefault(("Datastream", int(row[0])), int(row[1]))
+            self.features.setdefault(("Datastream", int(row[0])), int(row[1]))
 
     def _generated_features(self) -> Any:
         loc = self._t("Location")
@@ -157,6 +153,14 @@ class Rules:
             .where(self.u.dialect.in_ids_param(ds.c.id, "ds"), loc.c.gen_foi_id.is_not(None))
             .order_by(ds.c.id, loc.c.id)
         )
+
+    async def feature_of(self, stream: tuple[str, int], where: str) -> int:
+        """The FeatureOfInterest that an Observation of a (Multi)Datastream gets when it
+        names none: its Thing's Location's, made once (:meth:`generated_feature`)."""
+        found = self.features.get(stream)
+        if found is None:
+            found = self.features[stream] = await self.generated_feature(stream, where)
+        return found
 
     async def generated_feature(self, stream: tuple[str, int], where: str) -> int:
         kind, stream_id = stream
@@ -447,19 +451,19 @@ class Rules:
 
     def _added(self, datastream_id: int, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The parameters of the summary update for new Observations of one Datastream."""
+        (summary,) = _summaries(rows).values()
+        return self._params(datastream_id, summary)
+
+    def _params(self, datastream_id: int, summary: Summary) -> dict[str, Any]:
         t = self.u.dialect.time_value
-        results = [r["result_time"] for r in rows if r.get("result_time") is not None]
-        latest = max(
-            rows,
-            key=lambda r: (r["phenomenon_time_start"], r["phenomenon_time_end"], -r["id"]),
-        )
+        first, last, results_from, results_to, n, latest = summary
         return {
             "ds": datastream_id,
-            "ps": t(min(r["phenomenon_time_start"] for r in rows)),
-            "pe": t(max(r["phenomenon_time_end"] for r in rows)),
-            "rs": t(min(results)) if results else None,
-            "re": t(max(results)) if results else None,
-            "n": len(rows),
+            "ps": t(first),
+            "pe": t(last),
+            "rs": None if results_from is None else t(results_from),
+            "re": None if results_to is None else t(results_to),
+            "n": n,
             "s": t(latest["phenomenon_time_start"]),
             "e": t(latest["phenomenon_time_end"]),
             "i": latest["id"],
@@ -505,6 +509,48 @@ class Rules:
                 last_observation_end=latest(obs.c.phenomenon_time_end),
             )
         )
+
+
+# what new Observations of one (Multi)Datastream add to its summary: the earliest
+# phenomenon start, the latest end, the earliest and latest result times, how many, and
+# the row of the latest (by phenomenon time, then the lower id)
+Summary = list[Any]
+
+
+def _summaries(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], Summary]:
+    """The :data:`Summary` of each (Multi)Datastream of new Observations' rows, in one
+    pass over them."""
+    found: dict[tuple[str, int], Summary] = {}
+    for row in rows:
+        ds = row.get("datastream_id")
+        if ds is not None:
+            stream = ("Datastream", int(ds))
+        else:
+            stream = ("MultiDatastream", int(row["multi_datastream_id"]))
+        start, end = row["phenomenon_time_start"], row["phenomenon_time_end"]
+        results = row.get("result_time")
+        s = found.get(stream)
+        if s is None:
+            found[stream] = [start, end, results, results, 1, row]
+            continue
+        if start < s[0]:
+            s[0] = start
+        if end > s[1]:
+            s[1] = end
+        if results is not None:
+            if s[2] is None or results < s[2]:
+                s[2] = results
+            if s[3] is None or results > s[3]:
+                s[3] = results
+        s[4] += 1
+        latest = s[5]
+        latest_start, latest_end = latest["phenomenon_time_start"], latest["phenomenon_time_end"]
+        if start > latest_start or (
+            start == latest_start
+            and (end > latest_end or (end == latest_end and row["id"] < latest["id"]))
+        ):
+            s[5] = row
+    return found
 
 
 def _stream(row: Mapping[str, Any]) -> tuple[str, int]:

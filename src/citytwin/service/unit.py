@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -13,7 +14,16 @@ from citytwin.access import audit
 from citytwin.bus import ChangeEvent, ChangeKind
 from citytwin.errors import InvalidEntity
 from citytwin.model import EntityType, Navigation, Registry
-from citytwin.model.types import K_ANY, K_GEOMETRY, K_INTERVAL, K_OBJECT, K_RESULT, K_TIME
+from citytwin.model.types import (
+    K_ANY,
+    K_GEOMETRY,
+    K_INSTANT,
+    K_INTERVAL,
+    K_OBJECT,
+    K_RESULT,
+    K_TIME,
+    Kind,
+)
 from citytwin.model.values import Interval, encode_result
 from citytwin.planner.tables import Tables
 from citytwin.service.drafts import Draft, geometry_of
@@ -217,13 +227,17 @@ class Unit:
         step = OVERLAP_CHUNK if self.w.overlaps_writes else max(len(drafts), 1)
         rows: list[dict[str, Any]] = []
         writing: asyncio.Future[None] | None = None
+        flat = self._observation_columns(et, drafts, each)
         try:
             for start in range(0, len(drafts), step):
                 end = start + step
-                chunk = [
-                    await self._row(d, i)
-                    for d, i in zip(drafts[start:end], each[start:end], strict=True)
-                ]
+                if flat is not None:
+                    chunk = await self._observation_rows(flat, drafts[start:end], each[start:end])
+                else:
+                    chunk = [
+                        await self._row(d, i)
+                        for d, i in zip(drafts[start:end], each[start:end], strict=True)
+                    ]
                 names = chunk[0].keys()
                 if any(row.keys() != names for row in chunk):
                     columns = {c for row in chunk for c in row}  # the same columns for all
@@ -248,6 +262,66 @@ class Unit:
             self._streams_of("create", rows)
         await self.rules.after_insert_many(et, drafts, rows)
         return ids
+
+    def _observation_columns(
+        self, et: EntityType, drafts: Sequence[Draft], each: Sequence[Mapping[str, int]]
+    ) -> ObservationColumns | None:
+        """The columns of Observations of Datastreams made straight from their values
+        (:meth:`_observation_rows`), when every draft is one: flat, its Datastream given by
+        the path or the body's id. None when any is not: they go through :meth:`_row`."""
+        if et.name != "Observation":
+            return None
+        columns = ObservationColumns.of(self.tables, et)
+        if columns is None:
+            return None
+        for d, implied in zip(drafts, each, strict=True):
+            if d.one or d.many or "Datastream" not in implied or "MultiDatastream" in implied:
+                return None
+        return columns
+
+    async def _observation_rows(
+        self, c: ObservationColumns, drafts: Sequence[Draft], each: Sequence[Mapping[str, int]]
+    ) -> list[dict[str, Any]]:
+        """What :meth:`_row` makes of flat Observations of Datastreams, in one loop: the
+        same columns, the generated FeatureOfInterest where none is named, and the write
+        rules that look at Observations."""
+        et = drafts[0].et
+        rules = [r for r in self.extensions if _looks_at(r, et)]
+        features = self.rules.features
+        now = self.now
+        rows = []
+        for draft, implied in zip(drafts, each, strict=True):
+            values = draft.values
+            phenomenon = values.get("phenomenonTime")
+            valid = values.get("validTime")
+            quality = values.get("resultQuality")
+            parameters = values.get("parameters")
+            kind, number, string, text = encode_result(values.get("result"))
+            stream = implied["Datastream"]
+            feature = implied.get("FeatureOfInterest")
+            if feature is None:
+                feature = features.get(("Datastream", stream))
+                if feature is None:
+                    feature = await self.rules.feature_of(("Datastream", stream), draft.where)
+            row = {
+                c.phenomenon_start: now if phenomenon is None else phenomenon.start,
+                c.phenomenon_end: now if phenomenon is None else phenomenon.end,
+                c.result_time: values.get("resultTime"),
+                "result_type": kind,
+                "result_number": number,
+                "result_string": string,
+                "result_json": text,
+                c.result_quality: None if quality is None else Json(quality),
+                c.valid_start: None if valid is None else valid.start,
+                c.valid_end: None if valid is None else valid.end,
+                c.parameters: None if parameters is None else Json(parameters),
+                c.datastream: stream,
+                c.feature: feature,
+            }
+            for rule in rules:
+                await rule.before_insert(self, et, draft, row)
+            rows.append(row)
+        return rows
 
     async def _row(self, draft: Draft, implied: Mapping[str, int] | None) -> dict[str, Any]:
         """The columns of a new entity, with its to-one relations created or checked."""
@@ -399,6 +473,66 @@ class Unit:
             self.streams.setdefault("delete", set()).update(int(row[1]) for row in rows)
         await self.rules.recompute_summary(sorted({row[1] for row in rows}))
         return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationColumns:
+    """Where an Observation's values go: the columns :meth:`Unit.columns` gives them."""
+
+    phenomenon_start: str
+    phenomenon_end: str
+    result_time: str
+    result_quality: str
+    valid_start: str
+    valid_end: str
+    parameters: str
+    datastream: str
+    feature: str
+
+    # the Observation's properties that these columns hold, and their kinds
+    KINDS: ClassVar[dict[str, Kind]] = {
+        "phenomenonTime": K_TIME,
+        "resultTime": K_INSTANT,
+        "result": K_RESULT,
+        "resultQuality": K_ANY,
+        "validTime": K_INTERVAL,
+        "parameters": K_OBJECT,
+    }
+
+    @classmethod
+    def of(cls, tables: Tables, et: EntityType) -> ObservationColumns | None:
+        """For the registry's Observation; None where its properties are not the
+        SensorThings ones (a plugin added one): such Observations go the general way."""
+
+        def build() -> ObservationColumns | None:
+            if {p.name: p.kind for p in et.writable} != cls.KINDS:
+                return None
+            p = {prop.name: prop for prop in et.writable}
+            fk = {nav.name: nav.fk for nav in et.navigations}
+            stream, feature = fk.get("Datastream"), fk.get("FeatureOfInterest")
+            if stream is None or feature is None:
+                return None
+            return cls(
+                p["phenomenonTime"].start,
+                p["phenomenonTime"].end,
+                p["resultTime"].column,
+                p["resultQuality"].column,
+                p["validTime"].start,
+                p["validTime"].end,
+                p["parameters"].column,
+                stream,
+                feature,
+            )
+
+        found: ObservationColumns | None = tables.template("observation_columns", build)
+        return found
+
+
+def _looks_at(rule: WriteRule, et: EntityType) -> bool:
+    """Whether a write rule checks entities of ``et``: rules that name the entity types
+    they check (``entity_types``) are left out for the others."""
+    types: frozenset[str] | None = getattr(rule, "entity_types", None)
+    return types is None or et.name in types
 
 
 def _a(noun: str) -> str:

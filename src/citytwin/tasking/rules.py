@@ -37,6 +37,8 @@ def driver_config(properties: Any) -> Mapping[str, Any] | None:
 
 
 class TaskingRules:
+    entity_types = frozenset({"TaskingCapability", "Task"})  # what it checks (WriteRule)
+
     def __init__(self, drivers: Mapping[str, TaskDriver]) -> None:
         self.drivers = drivers
 
