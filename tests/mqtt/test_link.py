@@ -102,3 +102,39 @@ def test_a_publish_not_yet_stored_comes_again_to_the_next_connection_of_the_sess
 
     asyncio.run(main())
     assert taken == [(TOPIC, b"42")]
+
+
+def test_while_a_batch_is_stored_what_arrives_gathers_into_the_next_one(
+    mosquitto_port: int,
+) -> None:
+    sizes: list[int] = []
+    stored: list[bytes] = []
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def store(batch: list[Publish]) -> None:
+            sizes.append(len(batch))
+            await gate.wait()
+            stored.extend(p.payload for p in batch)
+
+        link = IngestLink("127.0.0.1", mosquitto_port, "gather", FILTERS, store, gather=100)
+        await link.start(5)
+        try:
+            await asyncio.to_thread(publish_lines, mosquitto_port, 1, 0)
+            await until(lambda: sizes == [1])  # nothing else is being stored: at once
+            await asyncio.to_thread(publish_lines, mosquitto_port, 60, 0)
+            await until(lambda: len(link._pending) == 60)
+            await asyncio.sleep(0.2)
+            assert sizes == [1]  # fewer than 100 wait for the first store to end
+            await asyncio.to_thread(publish_lines, mosquitto_port, 60, 0)
+            await until(lambda: len(sizes) == 2)  # enough: stored beside the first
+            assert sizes[1] >= 100
+            gate.set()
+            await until(lambda: len(stored) == 121)
+        finally:
+            await link.stop()
+
+    asyncio.run(main())
+    assert sum(sizes) == 121
+    assert stored == [str(i).encode() for i in (0, *range(60), *range(60))]

@@ -11,6 +11,9 @@ messages a second. What it does:
 * hands what arrived since the last batch to the store in one go, and sends the PUBACKs
   of a batch, in the order the publishes came, only once the batch is settled (stored,
   or its refusals reported);
+* while a batch is being stored, lets what arrives meanwhile gather until there is
+  ``gather`` of it or that store is done, so that a burst is stored in a few large
+  transactions rather than many small ones, while a lone publish is stored at once;
 * stops reading from the broker while ``backlog`` publishes wait to be stored, so that a
   burst beyond what the database takes in waits at the broker, not in this process;
 * reconnects with a growing delay (1 s to 30 s) when the connection is lost.
@@ -23,6 +26,7 @@ import collections
 import contextlib
 import logging
 import ssl
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Sequence
 
 from citytwin.mqtt import wire
@@ -49,6 +53,7 @@ class IngestLink:
         keepalive: int = 60,
         session_expiry: int = 24 * 3600,
         batch: int = 5000,
+        gather: int = 1000,
         depth: int = 2,
         backlog: int = 20_000,
     ) -> None:
@@ -60,6 +65,7 @@ class IngestLink:
         self.keepalive = keepalive
         self.session_expiry = session_expiry
         self.batch = batch
+        self.gather = gather
         self.depth = depth
         self.backlog = backlog
         self.connected = asyncio.Event()
@@ -232,9 +238,19 @@ class IngestLink:
         try:
             while True:
                 await self._arrived.wait()
+                # while a batch is being stored, what arrives meanwhile gathers into the
+                # next one until there is enough of it or that store is done: a batch of a
+                # few publishes costs a transaction all the same
+                while inflight and not inflight[-1].done() and len(self._pending) < self.gather:
+                    self._arrived.clear()
+                    arrival = asyncio.ensure_future(self._arrived.wait())
+                    await asyncio.wait((arrival, inflight[-1]), return_when=FIRST_COMPLETED)
+                    arrival.cancel()
                 batch = self._pending[: self.batch]
                 del self._pending[: len(batch)]
-                if not self._pending:
+                if self._pending:
+                    self._arrived.set()
+                else:
                     self._arrived.clear()
                 if len(self._pending) < self.backlog // 2:
                     self._room.set()
