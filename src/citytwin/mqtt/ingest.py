@@ -42,14 +42,22 @@ class Ingest:
         self.metrics = metrics
         self._creates: dict[str, bool] = {}  # topic text -> is it a create topic
         self._listeners: list[tuple[str, Handler]] = []
+        self._handlers: dict[str, Handler | None] = {}  # topic text -> its listener
 
     def listen(self, prefix: str, handler: Handler) -> None:
         """Hand publishes on topics starting with ``prefix`` to ``handler``."""
         self._listeners.append((prefix, handler))
         self._creates.clear()
+        self._handlers.clear()
 
     def _listener(self, topic_text: str) -> Handler | None:
-        return next((h for p, h in self._listeners if topic_text.startswith(p)), None)
+        if topic_text in self._handlers:
+            return self._handlers[topic_text]
+        found = next((h for p, h in self._listeners if topic_text.startswith(p)), None)
+        if len(self._handlers) >= 10_000:
+            self._handlers.clear()
+        self._handlers[topic_text] = found
+        return found
 
     def is_create(self, topic_text: str) -> bool:
         """Whether a publish on the topic is taken in here (stored, or handed on)."""

@@ -81,20 +81,22 @@ class Intake:
     async def create(self, messages: Sequence[Message]) -> list[Response | None]:
         """Store what the messages (topic, payload, sender's principal) stand for; for
         each, None when it is stored as a plain Observation, else the answer its POST got."""
-        plain: list[Plain] = []
         general: list[int] = []
+        by_sender: dict[Principal, list[Plain]] = {}
+        check = self.service.auth
         for i, (topic_text, payload, principal) in enumerate(messages):
             item = None
-            if not self.service.auth or principal.writes:
+            if not check or principal.writes:
                 item = self._plain(i, topic_text, payload, principal)
             if item is None:
                 general.append(i)
+                continue
+            mine = by_sender.get(principal)
+            if mine is None:
+                by_sender[principal] = [item]
             else:
-                plain.append(item)
+                mine.append(item)
         out: list[Response | None] = [None] * len(messages)
-        by_sender: dict[Principal, list[Plain]] = {}
-        for item in plain:
-            by_sender.setdefault(item.principal, []).append(item)
         for items in by_sender.values():
             general += await self._store(items, out)
         if general:
@@ -107,7 +109,9 @@ class Intake:
     def _plain(
         self, index: int, topic_text: str, payload: bytes, principal: Principal
     ) -> Plain | None:
-        parent = self._parent(topic_text)
+        parent = self._topics.get(topic_text, NOT_PLAIN)
+        if parent == NOT_PLAIN and topic_text not in self._topics:
+            parent = self._parent(topic_text)
         if parent == NOT_PLAIN:
             return None
         try:
@@ -119,7 +123,7 @@ class Intake:
         values, related = taken
         if parent is not None and related.setdefault(STREAM, parent) != parent:
             return None  # names another Datastream than its path
-        if STREAM not in related or not related.keys() <= set(NAMED):
+        if STREAM not in related or "MultiDatastream" in related:
             return None  # a MultiDatastream's, or one without a Datastream
         return Plain(index, principal, Draft(self.et, self.et.name, values=values), related)
 

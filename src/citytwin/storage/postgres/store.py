@@ -242,10 +242,15 @@ class _Writer(_Reader):
         else:
             records = []
             for r in rows:
-                values = list(get(r))
+                values = get(r)
                 for i in at:
-                    values[i] = _encode(values[i])
-                records.append(tuple(values))
+                    if values[i] is not None:  # mostly all are null: the row goes as it is
+                        listed = list(values)
+                        for j in at:
+                            listed[j] = _encode(listed[j])
+                        values = tuple(listed)
+                        break
+                records.append(values)
         await self._call(
             lambda: self.conn.copy_records_to_table(table, records=records, columns=columns)
         )
