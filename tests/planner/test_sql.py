@@ -238,3 +238,28 @@ def test_a_template_run_many_times_binds_each_set_as_compiling_it_alone_would(
     sets = [{"ids": [1, 2]}, {"ids": [3, 4, 5]}]
     _, args = d.compile_many(in_list, sets)
     assert args == [d.compile(in_list, p)[1] for p in sets]  # each IN list expanded
+
+
+def test_latest_observation_of_many_datastreams_is_probed_per_datastream_on_postgresql() -> None:
+    from citytwin.planner.postgres import PostgresDialect
+
+    latest = [("$expand", "Observations($top=1;$orderby=phenomenonTime desc;$select=result)")]
+    shapes = {}
+    for dialect in (DIALECT, PostgresDialect()):
+        tables = Tables(REGISTRY, dialect.column_types)
+        planner = ReadPlanner(REGISTRY, tables, dialect, default_top=100, max_top=1000, now=NOW)
+        expand = parse_query(latest).expand[0]
+        found = planner.expand(REGISTRY.type("Datastream"), expand, [1, 2])
+        sql, _ = dialect.compile(found.statement)
+        shapes[dialect.name] = re.sub(r"\s+", " ", sql)
+    probe = (
+        "ob1.datastream_id = da2.id AND ob1.id = da2.last_observation_id"
+        " AND ob1.phenomenon_time_start = da2.last_observation_start"
+    )
+    # SQLite has no LATERAL; its planner probes the maintained reference by itself
+    assert "FROM datastreams AS da2 JOIN observations AS ob1 ON " + probe in shapes["sqlite"]
+    assert "LATERAL" not in shapes["sqlite"]
+    # PostgreSQL would hash-join all partitions of a large table: one probe per Datastream
+    pg = shapes["postgresql"]
+    assert "FROM datastreams AS da2 JOIN LATERAL (SELECT ob1.id AS id" in pg
+    assert "FROM observations AS ob1 WHERE " + probe + " LIMIT " in pg

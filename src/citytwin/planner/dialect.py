@@ -239,6 +239,7 @@ class Dialect:
         return column.in_(sa.bindparam(name, expanding=True))
 
     binds_arrays = False  # whether rows_param can be used
+    joins_lateral = False  # whether a join may run a subquery per row (LATERAL)
 
     def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
         """Rows given later as one array parameter per column (named after the column),

@@ -203,6 +203,7 @@ class PostgresDialect(Dialect):
         return column == sa.any_(sa.bindparam(name, type_=ARRAY(sa.BigInteger)))
 
     binds_arrays = True
+    joins_lateral = True
 
     def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
         arrays = [sa.bindparam(c, type_=ARRAY(t)) for c, t in columns]

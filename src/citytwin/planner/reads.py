@@ -410,9 +410,16 @@ class ReadPlanner:
                 t.c[et.id_column] == ds.c.last_observation_id,
                 t.c.phenomenon_time_start == ds.c.last_observation_start,
             )
+            joined: Any = ds.join(t, on)
+            picked: list[Any] = list(cols)
+            if self.dialect.joins_lateral:
+                # a probe per Datastream, whatever the row estimates: over a large table
+                # PostgreSQL would otherwise hash-join every partition to find 1,000 rows
+                latest = sa.select(*cols).select_from(t).where(on).limit(1).lateral("latest")
+                joined, picked = ds.join(latest, sa.true()), list(latest.c)
             stmt = (
-                sa.select(*cols, ds.c.id.label("_parent"), ds.c.observation_count.label("_total"))
-                .select_from(ds.join(t, on))
+                sa.select(*picked, ds.c.id.label("_parent"), ds.c.observation_count.label("_total"))
+                .select_from(joined)
                 .where(self.dialect.in_ids(ds.c.id, keys))
             )
             return ExpandPlan(
