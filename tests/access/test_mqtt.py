@@ -20,6 +20,7 @@ from tests.access.test_matrix import OWNERSHIP, ROLES, expected
 from tests.access.world import PERSONAL_RESULT, World, build
 from tests.mqtt.support import MqttClient, free_port
 from tests.support import Client
+from tests.tasking_support import dim
 
 ERRORS = "citytwin/errors"
 STREAMS = (*OWNERSHIP, "open-personal")
@@ -375,3 +376,49 @@ def test_a_browser_sessions_mqtt_credentials_receive_its_principals_data(
         assert note.json()["result"] == 5454.5
     finally:
         page.close()
+
+
+def test_only_who_may_change_a_task_answers_it(world: World, port: int) -> None:
+    """A device's answer changes its Task: it is kept only from a sender that may change
+    the Task (an operator of its Thing's organisation, an admin); the others are told on
+    the error topic, in the same words whether the Task exists or not."""
+    task = world.create("admin", f"TaskingCapabilities({world.capabilities['own']})/Tasks", dim())
+    topic = f"citytwin/tasks/{task}/answer"
+
+    def status() -> tuple[str, str | None]:
+        found = world.as_("admin", "GET", f"Tasks({task})")
+        return found["status"], found.get("statusMessage")
+
+    before = status()
+    for who in ("anonymous", "reader", "utility"):
+        client = connect(world, port, who)
+        try:
+            client.subscribe(f"{ERRORS}/{topic}")
+            client.publish(topic, {"status": "done", "message": f"by {who}"})
+            [report] = client.wait(f"{ERRORS}/{topic}")
+        finally:
+            client.close()
+        assert report.json()["code"] == 403
+        assert f"no Task {task} that" in report.json()["message"]
+        assert status() == before, who
+    for who, answer in (("operator", "accepted"), ("admin", "done")):
+        client = connect(world, port, who)
+        try:
+            client.subscribe(f"{ERRORS}/{topic}")
+            client.publish(topic, {"status": answer, "message": f"by {who}"})
+            deadline = time.monotonic() + 10
+            while status() != (answer, f"by {who}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert client.quiet(f"{ERRORS}/{topic}", 0.3) == []
+        finally:
+            client.close()
+        assert status() == (answer, f"by {who}")
+    # a Task that does not exist is refused in the same words
+    client = connect(world, port, "utility")
+    try:
+        client.subscribe(f"{ERRORS}/citytwin/tasks/999999/answer")
+        client.publish("citytwin/tasks/999999/answer", {"status": "done"})
+        [report] = client.wait(f"{ERRORS}/citytwin/tasks/999999/answer")
+    finally:
+        client.close()
+    assert report.json()["message"] == "there is no Task 999999 that the sender may answer"

@@ -21,7 +21,10 @@ log = logging.getLogger("citytwin.mqtt")
 # topic, payload, and the sender (its principal, its client id if known) of the publish
 # the report is about: it goes to clients that act as the sender (citytwin.mqtt.Mqtt.report)
 Publish = Callable[[str, bytes, Principal, str | None], Awaitable[None]]
-Handler = Callable[[str, bytes], Awaitable[None]]
+# a listener of topics that are not create topics (a device answering a Task): it is given
+# the sender's principal and returns None, or why it refuses the publish, which is then
+# reported on the error topic as a refused create is
+Handler = Callable[[str, bytes, Principal], Awaitable[str | None]]
 
 
 class Ingest:
@@ -88,7 +91,9 @@ class Ingest:
         self.metrics.inc("citytwin_mqtt_received_total")
         handler = self._listener(topic_text)
         if handler is not None:
-            await handler(topic_text, payload)
+            refusal = await handler(topic_text, payload, principal)
+            if refusal is not None:
+                await self.report(topic_text, payload, sender, 403, refusal, principal)
             return
         request = self.intake.request(topic_text, payload, principal)
         response = await self.service.handle(request)
@@ -107,7 +112,9 @@ class Ingest:
         for (topic_text, payload, principal), handler in zip(publishes, handed, strict=True):
             outcomes.append(None)
             if handler is not None:
-                await handler(topic_text, payload)
+                refusal = await handler(topic_text, payload, principal)
+                if refusal is not None:
+                    await self.report(topic_text, payload, None, 403, refusal, principal)
                 continue
             answer = next(answers)
             if answer is None:

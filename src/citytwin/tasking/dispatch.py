@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from citytwin.access import SYSTEM, audit
+from citytwin.access import SYSTEM, Principal, audit
 from citytwin.access.audit import Action, Origin
 from citytwin.bus import ChangeEvent
 from citytwin.service import Request, Service
@@ -31,6 +31,9 @@ from citytwin.tasking.drivers import (
     outcome_of,
 )
 from citytwin.tasking.rules import driver_config
+
+# a listener of answers: topic, payload, the sender; returns why it refuses one, or None
+Answered = Callable[[str, bytes, Principal], Awaitable[str | None]]
 
 log = logging.getLogger("citytwin.tasking")
 
@@ -54,7 +57,7 @@ class Dispatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self, listen: Callable[[str, Callable[[str, bytes], Awaitable[None]]], None]) -> None:
+    def start(self, listen: Callable[[str, Answered], None]) -> None:
         """Listen to the bus, and (through ``listen``) to answers published over MQTT."""
         self._unsubscribe = self.service.bus.subscribe(self.on_event)
         listen(ANSWER_PREFIX + "/", self.on_answer)
@@ -126,17 +129,38 @@ class Dispatcher:
         )
         return order, driver
 
-    async def on_answer(self, topic: str, payload: bytes) -> None:
-        """A device's answer on citytwin/tasks/<id>/answer."""
+    async def on_answer(self, topic: str, payload: bytes, sender: Principal) -> str | None:
+        """A device's answer on citytwin/tasks/<id>/answer, kept if its sender may change
+        the Task (an operator of the Thing's organisation, an admin); otherwise why not."""
         parts = topic[len(ANSWER_PREFIX) + 1 :].split("/")
         if len(parts) != 2 or parts[1] != "answer" or not parts[0].isdigit():
             log.warning("ignored a publish on %s: not a Task's answer topic", topic)
-            return
+            return None
+        task_id = int(parts[0])
+        if not await self.may_answer(sender, task_id):
+            # the same words whether the Task is missing or not the sender's: ids do not leak
+            return f"there is no Task {task_id} that the sender may answer"
         try:
             reply: Any = orjson.loads(payload)
         except orjson.JSONDecodeError:
             reply = payload[:2000].decode("utf-8", errors="replace")
-        await self.record(int(parts[0]), outcome_of(reply, default="failed"))
+        await self.record(task_id, outcome_of(reply, default="failed"))
+        return None
+
+    async def may_answer(self, sender: Principal, task_id: int) -> bool:
+        """Whether ``sender`` may change Task ``task_id`` (always, with access control off)."""
+        policy = self.service.policy(sender)
+        if policy is None:
+            return True
+        storage = self.service.storage
+        et = self.service.registry.type("Task")
+        task = storage.tables.alias(storage.tables.of(et), "answered")
+        condition = policy.writable(et, task)
+        query = sa.select(task.c.id).where(
+            task.c.id == task_id, *([] if condition is None else [condition])
+        )
+        async with storage.reader() as r:
+            return bool(await r.fetch(query))
 
     async def record(self, task_id: int, outcome: Outcome) -> None:
         """Keep a Task's status and answer, and announce the change."""
