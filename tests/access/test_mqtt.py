@@ -20,7 +20,7 @@ from tests.access.test_matrix import OWNERSHIP, ROLES, expected
 from tests.access.world import PERSONAL_RESULT, World, build
 from tests.mqtt.support import MqttClient, free_port
 from tests.support import Client
-from tests.tasking_support import dim
+from tests.tasking_support import dim, heat_pump
 
 ERRORS = "citytwin/errors"
 STREAMS = (*OWNERSHIP, "open-personal")
@@ -422,3 +422,30 @@ def test_only_who_may_change_a_task_answers_it(world: World, port: int) -> None:
     finally:
         client.close()
     assert report.json()["message"] == "there is no Task 999999 that the sender may answer"
+
+
+def test_a_tasks_command_reaches_only_clients_that_may_read_the_task(
+    world: World, port: int
+) -> None:
+    """The mqtt driver's command repeats the Task (its parameters, its Thing): on the
+    embedded broker it goes to subscribers of the device topic that may read the Task,
+    not to whoever subscribes."""
+    commands = f"devices/command-test-{free_port()}/commands"
+    driver = {"driver": {"name": "mqtt", "topic": commands}}
+    thing_id = world.create("operator", "Things", heat_pump(properties=driver))
+    capability = world.as_("operator", "GET", f"Things({thing_id})/TaskingCapabilities")
+    cap = capability["value"][0]["@iot.id"]
+    listeners = {who: connect(world, port, who) for who in READABLE}
+    try:
+        for client in listeners.values():
+            client.subscribe(commands)
+        time.sleep(0.2)
+        task = world.create("operator", f"TaskingCapabilities({cap})/Tasks", dim(5.0))
+        for who in ("operator", "reader", "admin"):
+            [command] = listeners[who].wait(commands)
+            assert command.json()["task"] == task, who
+        for who in ("utility", "anonymous"):
+            assert listeners[who].quiet(commands, 0.5) == [], who
+    finally:
+        for client in listeners.values():
+            client.close()

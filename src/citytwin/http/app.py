@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             WebhookTargets.parse(settings.task_webhook_allow),
         ),
         str(base),
+        mqtt.publish_to_readers,
     )
 
     ui = web.WebUi(settings, mqtt)

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -147,6 +148,24 @@ class Mqtt:
         """Publish on ``topic`` to its subscribers, or to those of them ``receives`` names."""
         if self.transport is not None:
             await self.transport.publish(topic, payload, receives)
+
+    async def publish_to_readers(
+        self, topic: str, payload: bytes, may_read: Callable[[Principal], Awaitable[bool]]
+    ) -> None:
+        """Publish on ``topic`` to those of its subscribers whose principal ``may_read``
+        says may read the message (asked once per audience). Where the broker cannot tell
+        its clients apart (an external one, or access control off), to all of them."""
+        from citytwin.mqtt.embedded import EmbeddedBroker  # amqtt is loaded only if used
+
+        transport, audiences = self.transport, self.audiences
+        if audiences is None or not isinstance(transport, EmbeddedBroker):
+            await self.publish(topic, payload)
+            return
+        readers: set[str] = set()
+        for principal, clients in audiences.split(transport.broker.subscribers(topic)):
+            if await may_read(principal):
+                readers |= clients
+        await self.publish(topic, payload, readers.__contains__)
 
     async def report(
         self, topic: str, payload: bytes, principal: Principal, sender: str | None

@@ -144,6 +144,15 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
         self.sta_audiences.connected(client, principal, session)
         return True
 
+    def subscribers(self, topic: str) -> set[str]:
+        """The client ids whose subscriptions match ``topic``."""
+        return {
+            session.client_id
+            for topic_filter, subscriptions in list(self._subscriptions.items())
+            if self._matches(topic, topic_filter)
+            for session, _qos in subscriptions
+        }
+
     async def deliver(self, topic: str, data: bytes, qos: int, receives: Receives) -> None:
         """Send a message to the subscribers of ``topic`` that ``receives`` names (by
         client id), as the broker's own broadcast would to all of them."""

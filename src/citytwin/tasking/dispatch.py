@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ from citytwin.tasking.rules import driver_config
 
 # a listener of answers: topic, payload, the sender; returns why it refuses one, or None
 Answered = Callable[[str, bytes, Principal], Awaitable[str | None]]
+# publishes to the subscribers whose principal may read the message (Mqtt.publish_to_readers)
+PublishToReaders = Callable[[str, bytes, Callable[[Principal], Awaitable[bool]]], Awaitable[None]]
 
 log = logging.getLogger("citytwin.tasking")
 
@@ -49,11 +52,13 @@ class Dispatcher:
         drivers: Mapping[str, TaskDriver],
         context: DriverContext,
         base_url: str,
+        publish_to_readers: PublishToReaders | None = None,
     ) -> None:
         self.service = service
         self.drivers = drivers
         self.context = context
         self.base_url = base_url.rstrip("/")
+        self.publish_to_readers = publish_to_readers
         self._running: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -87,13 +92,25 @@ class Dispatcher:
             order, driver = await self._order(task_id)
             if order is None or driver is None:
                 return
-            outcome = await driver.send(order, self.context)
+            outcome = await driver.send(order, self._context_of(task_id))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("handing Task %s to its driver failed", task_id)
             outcome = Outcome("failed", f"the driver failed: {exc}")
         await self.record(task_id, outcome)
+
+    def _context_of(self, task_id: int) -> DriverContext:
+        """The drivers' context for one Task: where the broker tells its clients apart,
+        what a driver publishes reaches only clients that may read the Task."""
+        to_readers = self.publish_to_readers
+        if to_readers is None:
+            return self.context
+
+        async def publish(topic: str, payload: bytes) -> None:
+            await to_readers(topic, payload, lambda p: self.may_read(p, task_id))
+
+        return replace(self.context, publish=publish)
 
     async def _order(self, task_id: int) -> tuple[Order | None, TaskDriver | None]:
         request = Request(
@@ -149,13 +166,20 @@ class Dispatcher:
 
     async def may_answer(self, sender: Principal, task_id: int) -> bool:
         """Whether ``sender`` may change Task ``task_id`` (always, with access control off)."""
-        policy = self.service.policy(sender)
+        return await self._task_allows(sender, task_id, write=True)
+
+    async def may_read(self, principal: Principal, task_id: int) -> bool:
+        """Whether ``principal`` may read Task ``task_id`` (and so its command)."""
+        return await self._task_allows(principal, task_id, write=False)
+
+    async def _task_allows(self, principal: Principal, task_id: int, *, write: bool) -> bool:
+        policy = self.service.policy(principal)
         if policy is None:
             return True
         storage = self.service.storage
         et = self.service.registry.type("Task")
-        task = storage.tables.alias(storage.tables.of(et), "answered")
-        condition = policy.writable(et, task)
+        task = storage.tables.alias(storage.tables.of(et), "checked")
+        condition = policy.writable(et, task) if write else policy.visible(et, task)
         query = sa.select(task.c.id).where(
             task.c.id == task_id, *([] if condition is None else [condition])
         )
