@@ -449,3 +449,32 @@ def test_a_tasks_command_reaches_only_clients_that_may_read_the_task(
     finally:
         for client in listeners.values():
             client.close()
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_a_refused_connect_leaves_the_connected_client_of_its_id_alone(
+    world: World, port: int, clean: bool
+) -> None:
+    """A CONNECT with a bad key that names the client id of a connected client is
+    refused before it touches that client's connection, session or principal."""
+    name = f"meter-gateway-{free_port()}"
+    key = world.keys["operator"]
+    victim = MqttClient(port, name, username="gateway", password=key, clean=clean)
+    try:
+        own = f"v1.1/Datastreams({world.streams['personal']})/Observations"
+        victim.subscribe(own)
+        time.sleep(0.2)
+        intruder = MqttClient(port, name, username="x", password="not-a-key", clean=clean)
+        try:
+            assert intruder.refusal is not None
+        finally:
+            intruder.close()
+        # still connected, with its subscription and as its own principal: a personal
+        # Observation only its organisation's operators may read still reaches it
+        result = 4242.5 if clean else 4243.5
+        world.observation("personal", result)
+        [note] = victim.wait(own)
+        assert note.json()["result"] == result
+        assert victim.refusal is None
+    finally:
+        victim.close()

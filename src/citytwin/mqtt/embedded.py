@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from amqtt.broker import Broker
-from amqtt.errors import BrokerError
+from amqtt.errors import AMQTTError, BrokerError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 from amqtt.session import INCOMING
@@ -128,21 +130,27 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
 
     async def sta_connect(self, session: Any) -> bool:
         """Whether a connecting client may connect; its principal is kept meanwhile."""
-        client = session.client_id
         if self.sta_authenticate is None or self.sta_audiences is None:
             return True
-        username, password = session.username or "", session.password or ""
-        principal = ANONYMOUS
-        if username or password:
-            key = password or username  # the key as password, or as user name alone
-            try:
-                principal = await self.sta_authenticate(key)
-            except CitytwinError as exc:  # a bad key, or the database out of reach
-                log.warning("MQTT client %s refused: %s", client, exc.message)
-                self.sta_audiences.forget(client)
-                return False
-        self.sta_audiences.connected(client, principal, session)
+        principal = getattr(session, "citytwin_principal", None)  # checked at CONNECT
+        if principal is None:
+            principal = await self._principal_of(session)
+        if principal is None:
+            return False
+        self.sta_audiences.connected(session.client_id, principal, session)
         return True
+
+    async def _principal_of(self, session: Any) -> Principal | None:
+        """The principal of a CONNECT's key (anonymous without one); None if refused."""
+        username, password = session.username or "", session.password or ""
+        if not (username or password) or self.sta_authenticate is None:
+            return ANONYMOUS
+        key = password or username  # the key as password, or as user name alone
+        try:
+            return await self.sta_authenticate(key)
+        except CitytwinError as exc:  # a bad key, or the database out of reach
+            log.warning("MQTT client %s refused: %s", session.client_id, exc.message)
+            return None
 
     def subscribers(self, topic: str) -> set[str]:
         """The client ids whose subscriptions match ``topic``."""
@@ -212,13 +220,71 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
             await self._handle_message_delivery(client_session, handler, taken)
         await super()._handle_disconnect(client_session, handler, disconnect_waiter)
 
-    async def _initialize_client_session(self, *args: Any, **kwargs: Any) -> Any:
+    async def _initialize_client_session(
+        self, reader: Any, writer: Any, *where: Any, **more: Any
+    ) -> Any:
+        # amqtt reads the CONNECT here and, before it checks the credentials, ends the
+        # session kept under the same client id (clean start) or gives it the newcomer's
+        # credentials and will; it then takes over a connected client of that id even
+        # for a CONNECT it refuses. With access control on, the CONNECT is checked first,
+        # and a refused one touches nothing of the client whose id it names.
+        checking = self.sta_authenticate is not None and self.sta_audiences is not None
+        deferred: list[str] = []
+        kept = {c: _settings(s) for c, (s, _) in self._sessions.items()} if checking else {}
+        token = _DEFERRED.set(deferred if checking else None)
+        try:
+            handler, session = await super()._initialize_client_session(
+                reader, writer, *where, **more
+            )
+        finally:
+            _DEFERRED.reset(token)
+        if checking:
+            principal = await self._principal_of(session)
+            if principal is None:
+                if session.client_id in kept and getattr(session, "parent", 0) == 1:
+                    _restore(session, kept[session.client_id])
+                await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+                await writer.close()
+                raise AMQTTError(f"client {session.client_id} refused: not authorised")
+            session.citytwin_principal = principal
+            for client in deferred:
+                await super()._delete_session(client)
         # amqtt has no public hook between receiving a PUBLISH and acknowledging it; the
         # handler it builds for a new connection becomes ours before it reads any packet
-        handler, session = await super()._initialize_client_session(*args, **kwargs)
         handler.__class__ = _StaHandler
         handler.citytwin = self
         return handler, session
+
+    async def _delete_session(self, client_id: str) -> None:
+        deferred = _DEFERRED.get()
+        if deferred is not None:  # a CONNECT not yet checked: once it is accepted
+            deferred.append(client_id)
+            return
+        await super()._delete_session(client_id)
+
+
+# the client ids whose kept sessions a CONNECT being checked would end (per connection)
+_DEFERRED: ContextVar[list[str] | None] = ContextVar("citytwin_mqtt_deferred", default=None)
+# what amqtt copies from a CONNECT into the kept session of its client id
+_CONNECT_SETTINGS = (
+    "will_flag",
+    "will_message",
+    "will_topic",
+    "will_qos",
+    "keep_alive",
+    "username",
+    "password",
+    "parent",
+)
+
+
+def _settings(session: Any) -> tuple[Any, ...]:
+    return tuple(getattr(session, name, None) for name in _CONNECT_SETTINGS)
+
+
+def _restore(session: Any, settings: tuple[Any, ...]) -> None:
+    for name, value in zip(_CONNECT_SETTINGS, settings, strict=True):
+        setattr(session, name, value)
 
 
 def _broker(context: Any) -> CitytwinBroker:
