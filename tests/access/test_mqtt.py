@@ -14,6 +14,7 @@ import pytest
 
 from citytwin.access import ANONYMOUS
 from citytwin.access.keys import create_key
+from citytwin.errors import Unavailable
 from citytwin.mqtt.audiences import Audiences
 from citytwin.mqtt.ingest import Ingest
 from tests.access.test_matrix import OWNERSHIP, ROLES, expected
@@ -478,3 +479,29 @@ def test_a_refused_connect_leaves_the_connected_client_of_its_id_alone(
         assert victim.refusal is None
     finally:
         victim.close()
+
+
+def test_while_keys_cannot_be_read_a_connect_is_told_to_come_again(world: World, port: int) -> None:
+    """A database outage is not a bad key: the client hears "server unavailable" (and
+    retries), not "not authorised" (after which clients give up)."""
+    broker = world.client.app.state.mqtt.transport.broker
+    checks = broker.sta_authenticate
+
+    async def out_of_reach(key: str) -> Any:
+        raise Unavailable("the database cannot be reached")
+
+    broker.sta_authenticate = out_of_reach
+    try:
+        client = connect(world, port, "operator")
+        try:
+            assert client.refusal is not None
+            assert "unavailable" in str(client.refusal).lower()
+        finally:
+            client.close()
+    finally:
+        broker.sta_authenticate = checks
+    again = connect(world, port, "operator")
+    try:
+        assert again.refusal is None
+    finally:
+        again.close()

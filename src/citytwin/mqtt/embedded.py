@@ -9,7 +9,8 @@ Two things go beyond a plain broker, both through amqtt's own extension points:
   computed for exactly the topics somebody listens to;
 * with access control on, a client authenticates at CONNECT with an API key as its
   password (any user name), or as its user name with no password; without either it
-  is anonymous, and a bad key is refused (CONNACK "not authorised"). Its publishes are
+  is anonymous, and a bad key is refused (CONNACK "not authorised"; "server unavailable"
+  while the database cannot be reached). Its publishes are
   stored as its principal, and notifications reach it only where its principal may
   read them (they are delivered to chosen clients, not broadcast by topic); clients'
   publishes on notification and error topics are dropped, so none passes for citytwin's.
@@ -29,7 +30,7 @@ from typing import Any
 
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, BrokerError
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 from amqtt.session import INCOMING
@@ -43,6 +44,8 @@ from citytwin.mqtt.notify import Subscriptions
 Authenticate = Callable[[str], Awaitable[Principal]]  # an API key -> its principal
 
 log = logging.getLogger("citytwin.mqtt")
+CONNACK_NOT_AUTHORISED: int = NOT_AUTHORIZED  # a bad key
+CONNACK_UNAVAILABLE: int = SERVER_UNAVAILABLE  # the keys cannot be read: come again
 
 
 class _StaHandler(BrokerProtocolHandler):  # type: ignore[misc]
@@ -135,22 +138,27 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
         principal = getattr(session, "citytwin_principal", None)  # checked at CONNECT
         if principal is None:
             principal = await self._principal_of(session)
-        if principal is None:
+        if not isinstance(principal, Principal):
             return False
         self.sta_audiences.connected(session.client_id, principal, session)
         return True
 
-    async def _principal_of(self, session: Any) -> Principal | None:
-        """The principal of a CONNECT's key (anonymous without one); None if refused."""
+    async def _principal_of(self, session: Any) -> Principal | int:
+        """The principal of a CONNECT's key (anonymous without one), or the CONNACK code
+        that refuses it: "not authorised" for a bad key, "server unavailable" while the
+        keys cannot be read, so that the client tries again rather than giving up."""
         username, password = session.username or "", session.password or ""
         if not (username or password) or self.sta_authenticate is None:
             return ANONYMOUS
         key = password or username  # the key as password, or as user name alone
         try:
             return await self.sta_authenticate(key)
-        except CitytwinError as exc:  # a bad key, or the database out of reach
+        except Unavailable as exc:
+            log.warning("MQTT client %s not let in: %s", session.client_id, exc.message)
+            return CONNACK_UNAVAILABLE
+        except CitytwinError as exc:  # a bad key
             log.warning("MQTT client %s refused: %s", session.client_id, exc.message)
-            return None
+            return CONNACK_NOT_AUTHORISED
 
     def subscribers(self, topic: str) -> set[str]:
         """The client ids whose subscriptions match ``topic``."""
@@ -240,12 +248,12 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
             _DEFERRED.reset(token)
         if checking:
             principal = await self._principal_of(session)
-            if principal is None:
+            if not isinstance(principal, Principal):
                 if session.client_id in kept and getattr(session, "parent", 0) == 1:
                     _restore(session, kept[session.client_id])
-                await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+                await ConnackPacket.build(0, principal).to_stream(writer)
                 await writer.close()
-                raise AMQTTError(f"client {session.client_id} refused: not authorised")
+                raise AMQTTError(f"client {session.client_id} refused (CONNACK {principal})")
             session.citytwin_principal = principal
             for client in deferred:
                 await super()._delete_session(client)
