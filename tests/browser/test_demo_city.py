@@ -51,6 +51,20 @@ def test_a_district_shows_the_energy_balance_of_its_meters(chromium: Any, demo: 
         }""",
         list(inside),
     )
+    # the click goes to what the map has drawn at that point: after the jump, wait until
+    # the district is drawn there at the new zoom (the map's worker may still be busy)
+    page.wait_for_function(
+        """([x, y]) => {
+            const map = window.citytwin.map;
+            const r = map.getCanvas().getBoundingClientRect();
+            const drawn = map.queryRenderedFeatures([x - r.left, y - r.top], {
+                layers: ['city-districts-fill'],
+            });
+            return drawn.some((f) => f.properties.name === 'Altstadt');
+        }""",
+        arg=[x, y],
+        timeout=20_000,
+    )
     page.mouse.click(x, y)
     page.wait_for_selector("#detail .kpi[data-kpi='energy/balance'] .headline", timeout=20_000)
     detail = page.locator("#detail")
