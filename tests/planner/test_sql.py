@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from citytwin.errors import QueryTypeError
+from citytwin.planner.postgres import PostgresDialect
 from citytwin.planner.reads import ReadPlanner
 from citytwin.planner.sqlite import SqliteDialect
 from citytwin.planner.tables import Tables
@@ -241,8 +242,6 @@ def test_a_template_run_many_times_binds_each_set_as_compiling_it_alone_would(
 
 
 def test_latest_observation_of_many_datastreams_is_probed_per_datastream_on_postgresql() -> None:
-    from citytwin.planner.postgres import PostgresDialect
-
     latest = [("$expand", "Observations($top=1;$orderby=phenomenonTime desc;$select=result)")]
     shapes = {}
     for dialect in (DIALECT, PostgresDialect()):

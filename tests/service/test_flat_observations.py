@@ -17,6 +17,7 @@ from citytwin.access.audit import Origin
 from citytwin.errors import InvalidEntity
 from citytwin.plugins.manager import build_registry, plugin_manager
 from citytwin.service.drafts import Draft, DraftParser, Mode
+from citytwin.service.unit import Unit
 from tests.support import Client, datastream, location, thing
 
 REGISTRY = build_registry(plugin_manager())
@@ -201,10 +202,8 @@ def test_the_summary_of_a_datastream_counts_flat_observations_as_single_ones(
 def test_observations_of_a_multidatastream_or_without_a_stream_go_the_general_way(
     client: Client, implied: dict[str, int]
 ) -> None:
-    unit_type = client.app.state.service.storage
+    storage = client.app.state.service.storage
     drafts = [Draft(OBSERVATION, "o", values={"result": 1})]
-    from citytwin.service.unit import Unit
-
-    unit = Unit(REGISTRY, unit_type, None)  # type: ignore[arg-type]
+    unit = Unit(REGISTRY, storage, None)  # type: ignore[arg-type]  # no writes: no writer
     assert unit._observation_columns(OBSERVATION, drafts, [implied]) is None
     assert unit._observation_columns(OBSERVATION, drafts, [{"Datastream": 1}]) is not None

@@ -109,9 +109,7 @@ class Intake:
     def _plain(
         self, index: int, topic_text: str, payload: bytes, principal: Principal
     ) -> Plain | None:
-        parent = self._topics.get(topic_text, NOT_PLAIN)
-        if parent == NOT_PLAIN and topic_text not in self._topics:
-            parent = self._parent(topic_text)
+        parent = self._parent(topic_text)
         if parent == NOT_PLAIN:
             return None
         try:
