@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from citytwin.access import ANONYMOUS
+from citytwin.access.audit import Origin
 from citytwin.bus import ChangeEvent
 from citytwin.mqtt.ingest import Ingest
 from tests.support import Client, count_writes, datastream, location, thing
@@ -250,8 +251,16 @@ def test_the_summaries_of_many_datastreams_in_one_batch_are_kept(
                 "Datastream": {"@iot.id": b},
             }
             publishes.append(("v1.1/Observations", body))
-    for _ in range(2):  # the second batch moves nothing back
-        take_in(client, publishes)
+    service = client.app.state.service
+    opened = count_writes(client)
+    general = service.handle_many
+    service.handle_many = None  # each batch is stored whole, in one shared write
+    try:
+        for _ in range(2):  # the second batch moves nothing back
+            take_in(client, publishes)
+    finally:
+        service.handle_many = general
+    assert opened == [2]
     latest = "$expand=Observations($top=1;$orderby=phenomenonTime desc;$count=true)"
     for ds in (a, b):
         summary = client.ok("GET", f"Datastreams({ds})?$select=phenomenonTime,resultTime&{latest}")
@@ -265,3 +274,26 @@ def test_the_summaries_of_many_datastreams_in_one_batch_are_kept(
         results = sorted(o["resultTime"] for o in body["value"] if o["resultTime"])
         expected = f"{results[0]}/{results[-1]}" if results else None
         assert summary.get("resultTime") == expected
+
+
+def test_the_datastreams_of_a_batch_are_found_with_their_generated_features(
+    client: Client, city: dict[str, int]
+) -> None:
+    """One query says which Datastreams exist and which FeatureOfInterest their
+    Observations get when they name none: the one HTTP gave the city's first."""
+    thingless = client.create("Things", thing("No place", datastreams=[datastream("C")]))
+    (c,) = client.ids(f"Things({thingless})/Datastreams")
+    service = client.app.state.service
+
+    async def claim() -> tuple[set[int], dict[tuple[str, int], int]]:
+        async with service.transaction(Origin(ANONYMOUS, "mqtt")) as unit:
+            found = await unit.existing_streams([city["a"], city["b"], c, c + 1000])
+            return found, dict(unit.rules.features)
+
+    found, features = client.call(claim())
+    assert found == {city["a"], city["b"], c}
+    # the Thing of C has no Location: nothing to generate a feature from
+    assert features == {
+        ("Datastream", city["a"]): city["foi"],
+        ("Datastream", city["b"]): city["foi"],
+    }

@@ -8,14 +8,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import pytest
 
+from citytwin.access import ANONYMOUS
+from citytwin.access.audit import Origin
 from citytwin.errors import Conflict
 from citytwin.storage.postgres.store import PostgresStore
-from tests.support import REGISTRY
+from tests.support import REGISTRY, Client, datastream, location, make_client, thing
 
 R = TypeVar("R")
 LOCK_WAIT_SECONDS = 10.0
@@ -234,3 +238,123 @@ def test_deletes_take_the_observations_along(pg_url: str) -> None:
             await conn.close()
 
     run(_with_store(pg_url, body))
+
+
+# --- Observations taken in from MQTT (the intake's shared write) ----------------------------
+def _city(client: Client) -> tuple[int, int, int]:
+    """Two Datastreams of a located Thing, each with an Observation: their ids (lower
+    first) and the FeatureOfInterest generated for them."""
+    tid = client.create(
+        "Things",
+        thing("T", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
+    )
+    a, b = sorted(client.ids(f"Things({tid})/Datastreams"))
+    for ds in (a, b):
+        first = client.create(f"Datastreams({ds})/Observations", {"result": 0})
+    foi = client.ok("GET", f"Observations({first})/FeatureOfInterest")["@iot.id"]
+    return a, b, foi
+
+
+def test_the_datastreams_and_features_a_batch_finds_cannot_be_deleted_until_it_ends(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The query that finds a batch's Datastreams and generated features locks them as
+    the insert would: deletes of either wait for the transaction."""
+    client = make_client(tmp_path, db=pg_url)
+    try:
+        a, _, foi = _city(client)
+        service = client.app.state.service
+
+        async def body() -> None:
+            conn = await asyncpg.connect(pg_url)
+            others = [await asyncpg.connect(pg_url) for _ in range(2)]
+            try:
+                async with service.transaction(Origin(ANONYMOUS, "mqtt")) as unit:
+                    assert await unit.existing_streams([a]) == {a}
+                    deletes = [
+                        asyncio.ensure_future(
+                            other.execute(f"DELETE FROM {table} WHERE id = $1", i)
+                        )
+                        for other, (table, i) in zip(
+                            others, [("datastreams", a), ("features", foi)], strict=True
+                        )
+                    ]
+                    for other in others:
+                        await _waits_for_a_lock(conn, other.get_server_pid())
+                    assert not any(d.done() for d in deletes)
+                assert [await d for d in deletes] == ["DELETE 1", "DELETE 1"]
+            finally:
+                for c in (conn, *others):
+                    await c.close()
+
+        client.call(body())
+    finally:
+        client.close()
+
+
+def test_a_batch_locks_the_summaries_it_updates_in_id_order_before_updating_any(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Concurrent batches lock the Datastreams they summarise in one order, so they
+    cannot deadlock: while another transaction holds the higher id, the lower one is
+    already locked by the waiting batch; while it holds the lower, the higher is not."""
+    client = make_client(tmp_path, db=pg_url)
+    try:
+        a, b, _ = _city(client)
+        ingest = client.app.state.mqtt.ingest
+        publishes = [
+            (f"v1.1/Datastreams({ds})/Observations", orjson.dumps({"result": i}), ANONYMOUS)
+            for i, ds in enumerate((b, a, b, a))
+        ]
+
+        async def locked_elsewhere(conn: asyncpg.Connection, ds: int) -> bool:
+            async with conn.transaction():
+                try:
+                    await conn.execute(
+                        "SELECT 1 FROM datastreams WHERE id = $1 FOR NO KEY UPDATE NOWAIT", ds
+                    )
+                except asyncpg.exceptions.LockNotAvailableError:
+                    return True
+            return False
+
+        async def body(held: int, other_id: int) -> bool:
+            conn = await asyncpg.connect(pg_url)
+            holder = await asyncpg.connect(pg_url)
+            probe = await asyncpg.connect(pg_url)
+            try:
+                tx = holder.transaction()
+                await tx.start()
+                await holder.execute(
+                    "SELECT 1 FROM datastreams WHERE id = $1 FOR NO KEY UPDATE", held
+                )
+                storing = asyncio.ensure_future(ingest.handle_many(publishes))
+                await _lock_waiter(conn, holder.get_server_pid())
+                assert not storing.done()
+                other_locked = await locked_elsewhere(probe, other_id)
+                await tx.rollback()
+                assert await storing == [None] * len(publishes)
+                return other_locked
+            finally:
+                for c in (conn, holder, probe):
+                    await c.close()
+
+        assert client.call(body(held=b, other_id=a)) is True
+        assert client.call(body(held=a, other_id=b)) is False
+        for ds in (a, b):  # both batches were stored whole
+            count = client.ok("GET", f"Datastreams({ds})/Observations?$count=true&$top=0")
+            assert count["@iot.count"] == 5
+    finally:
+        client.close()
+
+
+async def _lock_waiter(conn: asyncpg.Connection, holder: int) -> int:
+    """The backend that waits for a lock ``holder`` holds; fail if none comes to."""
+    deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        waiting = await conn.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder
+        )
+        if waiting is not None:
+            return int(waiting)
+        await asyncio.sleep(0.02)
+    pytest.fail(f"nothing waited for a lock of backend {holder}")

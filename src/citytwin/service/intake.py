@@ -180,7 +180,11 @@ async def _unknown(unit: Unit, plain: list[Plain]) -> set[tuple[str, Any]]:
     missing: set[tuple[str, Any]] = set()
     for name in NAMED:
         named = {item.related[name] for item in plain if name in item.related}
-        if named:
+        if not named:
+            continue
+        if name == STREAM:  # locked for the insert, their generated features found
+            found = await unit.existing_streams(named)
+        else:
             found = await unit.existing(unit.registry.type(name), named)
-            missing |= {(name, i) for i in named - found}
+        missing |= {(name, i) for i in named - found}
     return missing

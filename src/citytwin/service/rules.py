@@ -82,10 +82,8 @@ class Rules:
             if together is None or len(params) == 1:
                 await self.u.w.execute_many(self._summary_template(kind), params)
                 continue
-            lock, update = together
             columns = {name: [p[name] for p in params] for name in SUMMARY_PARAMS}
-            await self.u.w.execute(lock, {"ds": columns["ds"]})
-            await self.u.w.execute(update, columns)
+            await self.u.w.execute(together, {**columns, "locking": columns["ds"]})
 
     async def after_insert(
         self, et: EntityType, new_id: int, draft: Draft, row: Mapping[str, Any]
@@ -128,6 +126,60 @@ class Rules:
             )
             .where(ds.c.id == sa.bindparam("ds"))
             .order_by(loc.c.id)
+        )
+
+    async def claim_streams(self, ids: Iterable[int], hidden: Sequence[Any] = ()) -> set[int]:
+        """Which of the Datastreams exist (and are visible, where ``hidden`` limits them),
+        for Observations about to be inserted: one query that also finds the generated
+        FeatureOfInterest each one's Observations get when they name none, and locks the
+        Datastreams and those FeaturesOfInterest against deletion until the transaction
+        ends, as the writer would lock them before the insert (which then need not)."""
+        if hidden:
+            query = self._claimed_streams(hidden)
+        else:
+            query = self.u.tables.template("claimed_streams", lambda: self._claimed_streams(()))
+        rows = await self.u.w.fetch(query, {"ds": sorted(set(ids))})
+        found = {int(r[0]) for r in rows}
+        generated = {int(r[0]): int(r[1]) for r in rows if r[2]}
+        for stream, feature in generated.items():
+            self.features.setdefault(("Datastream", stream), feature)
+        self.u.w.held(self._t("Datastream").name, found)
+        self.u.w.held(self._t("FeatureOfInterest").name, generated.values())
+        self.u.known |= {("Datastream", i) for i in found}
+        return found
+
+    def _claimed_streams(self, hidden: Sequence[Any]) -> Any:
+        """Datastream ids (template parameter ``ds``), each with its generated
+        FeatureOfInterest (its Thing's first Location's) and whether that still exists,
+        both locked FOR KEY SHARE in id order."""
+        loc = self._t("Location")
+        tl = self.u.tables.link["thing_locations"]
+        ds = self._t("Datastream")
+        foi = self._t("FeatureOfInterest")
+        generated = (
+            sa.select(loc.c.gen_foi_id)
+            .select_from(loc.join(tl, tl.c.location_id == loc.c.id))
+            .where(tl.c.thing_id == ds.c.thing_id, loc.c.gen_foi_id.is_not(None))
+            .order_by(loc.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        streams = (
+            sa.select(ds.c.id.label("id"), generated.label("feature"))
+            .where(self.u.dialect.in_ids_param(ds.c.id, "ds"), *hidden)
+            .order_by(ds.c.id)
+            .with_for_update(read=True, key_share=True, of=ds)
+            .cte("claimed_streams")
+        )
+        features = (
+            sa.select(foi.c.id.label("id"))
+            .where(foi.c.id.in_(sa.select(streams.c.feature)))
+            .order_by(foi.c.id)
+            .with_for_update(read=True, key_share=True)
+            .cte("claimed_features")
+        )
+        return sa.select(streams.c.id, streams.c.feature, features.c.id.is_not(None)).select_from(
+            streams.outerjoin(features, features.c.id == streams.c.feature)
         )
 
     async def known_features(self, datastream_ids: Sequence[int]) -> None:
@@ -373,27 +425,36 @@ class Rules:
 
         return self.u.tables.template(f"summary_added:{stream}", build)
 
-    def _summary_rows_template(self, stream: str) -> tuple[Any, Any] | None:
+    def _summary_rows_template(self, stream: str) -> Any:
         """The summary update of many (Multi)Datastreams at once, from one row each given
-        as arrays, and the statement that locks them first in id order (the update's own
-        order is the plan's); None where the dialect binds no arrays."""
+        as arrays; it locks them first, in id order, since the update's own order is the
+        plan's and concurrent batches must not lock the same rows in different orders
+        (the ids again as ``locking``). None
+        where the dialect binds no arrays."""
         dialect = self.u.dialect
         if not dialect.binds_arrays:
             return None
 
-        def build() -> tuple[Any, Any]:
+        def build() -> Any:
             rows = dialect.rows_param("added", self._summary_columns())
             ds = self._t(stream)
-            lock = (
-                sa.select(ds.c.id)
-                .where(dialect.in_ids_param(ds.c.id, "ds"))
-                .order_by(ds.c.id)
+            locking = ds.alias("locking")
+            locked = (
+                sa.select(locking.c.id)
+                .where(dialect.in_ids_param(locking.c.id, "locking"))
+                .order_by(locking.c.id)
                 .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as the UPDATE takes
+                .subquery("locked")
             )
-            return lock, self._summary_added(stream, {n: rows.c[n] for n in SUMMARY_PARAMS})
+            # one array, so that the subquery runs (and locks) once before any row is updated
+            in_order = sa.cast(
+                sa.select(sa.func.array_agg(locked.c.id)).scalar_subquery(),
+                sa.ARRAY(locking.c.id.type),
+            )
+            update = self._summary_added(stream, {n: rows.c[n] for n in SUMMARY_PARAMS})
+            return update.where(ds.c.id == sa.any_(in_order))
 
-        found: tuple[Any, Any] = self.u.tables.template(f"summary_added_rows:{stream}", build)
-        return found
+        return self.u.tables.template(f"summary_added_rows:{stream}", build)
 
     def _summary_columns(self) -> list[tuple[str, Any]]:
         types = self.u.tables.types

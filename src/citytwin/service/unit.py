@@ -131,6 +131,13 @@ class Unit:
         self.known |= {(et.name, i) for i in found}
         return found
 
+    async def existing_streams(self, ids: Iterable[int]) -> set[int]:
+        """Which of the Datastreams exist, for Observations about to be inserted: checked,
+        locked and their generated FeaturesOfInterest found in one query
+        (:meth:`Rules.claim_streams`); they are known from then on."""
+        et = self.registry.type("Datastream")
+        return await self.rules.claim_streams(ids, self._hidden(et, self.table(et)))
+
     def _hidden(self, et: EntityType, table: Any) -> list[Any]:
         """The condition, if any, for the entities the principal may see."""
         cond = None if self.access is None else self.access.visible(et, table)

@@ -9,7 +9,7 @@ Values given to writes are ``str``/``int``/``float``/``bool``/``None``, ``dateti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +75,12 @@ class Writer(Reader, Protocol):
 
     async def reserve_ids(self, table: str, n: int) -> list[int]:
         """``n`` new ids for rows of ``table`` that this transaction will insert."""
+        ...
+
+    def held(self, table: str, ids: Iterable[int]) -> None:
+        """Rows of ``table`` that a query of the caller has locked against deletion until
+        the transaction ends (FOR KEY SHARE): Observations about to be inserted that refer
+        to them need not lock them again."""
         ...
 
     async def update(self, table: str, row_id: int, values: Mapping[str, Any]) -> None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -165,6 +165,12 @@ class _Writer(_Reader):
         # rows that Observations refer to, locked by this transaction until it ends
         # (there are no savepoints that could give a lock up earlier)
         self._locked: dict[str, set[int]] = {column: set() for column in REFERENCES}
+
+    def held(self, table: str, ids: Iterable[int]) -> None:
+        ids = set(ids)
+        for column, (target, _) in REFERENCES.items():
+            if target == table:
+                self._locked[column].update(ids)
 
     async def references(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Lock the Datastreams, MultiDatastreams and FeaturesOfInterest that Observations

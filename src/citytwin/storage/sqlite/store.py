@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -136,6 +136,9 @@ class _Writer(_Reader):
                     self.store.index_geometry(conn, table, r["id"], r, replace=False)
 
         await self.run(run)
+
+    def held(self, table: str, ids: Iterable[int]) -> None:
+        """Nothing to remember: the transaction holds the whole database (BEGIN IMMEDIATE)."""
 
     async def reserve_ids(self, table: str, n: int) -> list[int]:
         """The next ``n`` ids; safe because this is the only writer (AUTOINCREMENT)."""
