@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -431,3 +431,51 @@ def test_an_expression_index_on_a_json_path_is_used(pg_url: str) -> None:
             await conn.close()
 
     assert "things_owner" in run(explain())
+
+
+def test_times_keep_every_microsecond_through_the_write_connections(pg_url: str) -> None:
+    """Writes encode and decode times themselves (``_time_to_wire``): the database
+    must see, and both kinds of connection read back, exactly the instants given."""
+    times = [
+        datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # before the wire's epoch
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1))),  # 12:00 UTC
+        datetime(2026, 3, 1, 12, 0),  # no zone: UTC
+    ]
+    texts = [
+        "2026-03-01 12:00:00.123456+00",
+        "1999-12-31 23:59:59.999999+00",
+        "0001-01-01 00:00:00+00",
+        "9999-12-31 23:59:59.999999+00",
+        "2026-03-01 12:00:00+00",
+        "2026-03-01 12:00:00+00",
+    ]
+
+    async def body() -> None:
+        store = PostgresStore(pg_url, REGISTRY)
+        await store.open()
+        try:
+            async with store.writer() as w:
+                await w.conn.execute("SET TIME ZONE 'UTC'")
+                for t, text in zip(times, texts, strict=True):
+                    assert await w.conn.fetchval("SELECT $1::timestamptz::text", t) == text
+                    utc = t if t.tzinfo else t.replace(tzinfo=UTC)
+                    assert await w.conn.fetchval("SELECT $1::timestamptz", t) == utc
+                    assert await w.conn.fetchval("SELECT $1::timestamptz[]", [t]) == [utc]
+                ends = await w.conn.fetch(
+                    "SELECT 'infinity'::timestamptz, '-infinity'::timestamptz"
+                )
+                assert tuple(ends[0]) == (
+                    datetime.max.replace(tzinfo=UTC),
+                    datetime.min.replace(tzinfo=UTC),
+                )
+                await w.conn.execute("RESET TIME ZONE")
+            async with store.connection(read=True) as conn:
+                read = [await conn.fetchval("SELECT $1::text::timestamptz", x) for x in texts]
+            assert read == [t if t.tzinfo else t.replace(tzinfo=UTC) for t in times]
+        finally:
+            await store.close()
+
+    run(body())
