@@ -238,14 +238,12 @@ class Dialect:
         """``column`` is one of the ids given later as the template parameter ``name``."""
         return column.in_(sa.bindparam(name, expanding=True))
 
-    binds_arrays = False  # whether rows_param can be used
     joins_lateral = False  # whether a join may run a subquery per row (LATERAL)
 
-    def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
-        """Rows given later as one array parameter per column (named after the column),
-        to use as a table called ``name``. Where the driver binds no arrays
-        (``binds_arrays`` is false), run a statement once per row instead."""
-        raise NotImplementedError
+    def written_here(self, table: sa.Table) -> Sql | None:
+        """The condition that a row of ``table`` was written by the current transaction,
+        where the database can tell (None: it cannot)."""
+        return None
 
     # --- ordering and paging ----------------------------------------------------------------
     def order(self, sql: Sql, descending: bool) -> Sql:

@@ -202,13 +202,14 @@ class PostgresDialect(Dialect):
     def in_ids_param(self, column: Sql, name: str) -> Sql:
         return column == sa.any_(sa.bindparam(name, type_=ARRAY(sa.BigInteger)))
 
-    binds_arrays = True
     joins_lateral = True
 
-    def rows_param(self, name: str, columns: Sequence[tuple[str, Any]]) -> sa.FromClause:
-        arrays = [sa.bindparam(c, type_=ARRAY(t)) for c, t in columns]
-        rows = sa.func.unnest(*arrays).table_valued(*(sa.column(c, t) for c, t in columns))
-        return rows.render_derived(name=name)
+    def written_here(self, table: sa.Table) -> Sql:
+        # rows carry the id of the transaction that wrote them; citytwin's writes use no
+        # savepoints, whose rows would carry their own
+        return sa.literal_column(f"{table.name}.xmin") == sa.literal_column(
+            "pg_current_xact_id()::xid"
+        )
 
     def order(self, sql: Sql, descending: bool) -> Sql:
         return sql.desc().nulls_last() if descending else sql.asc().nulls_first()
