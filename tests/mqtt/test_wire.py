@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
@@ -93,6 +94,27 @@ def test_the_reader_returns_each_whole_packet_however_the_bytes_arrive() -> None
     )
     assert isinstance(pong, wire.Control)
     assert pong.kind == wire.PINGRESP
+
+
+def test_a_stream_cut_anywhere_reads_as_it_does_whole() -> None:
+    """Reads end anywhere: inside a remaining length, a topic, a payload of 70 KB that
+    spans several reads, or between packets."""
+    packets = [
+        publish_packet(f"v1.1/Datastreams({i})/Observations", b"r" * size, qos=i % 2, packet_id=i)
+        for i, size in enumerate([0, 1, 100, 127, 128, 300, 16_383, 16_384, 70_000, 5])
+    ]
+    packets.insert(3, publish_packet("t", b"p", props=user_property("api-key", "k")))
+    stream = b"".join(packets) + bytes([wire.PINGRESP << 4, 0])
+    whole = wire.Reader().feed(stream)
+    assert len(whole) == len(packets) + 1
+    rng = random.Random(7)
+    for _ in range(50):
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 40)))
+        reader = wire.Reader()
+        read = []
+        for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            read += reader.feed(stream[a:b])
+        assert read == whole
 
 
 def test_user_properties_are_read_among_the_others() -> None:

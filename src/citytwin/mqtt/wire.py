@@ -118,42 +118,54 @@ class Reader:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._needed = 0  # bytes the unfinished packet in the buffer takes, where known
         self._topics: dict[bytes, str] = {}  # the same few topics come again and again
 
     def feed(self, data: bytes) -> list[Publish | Control]:
-        buf = self._buffer
-        buf += data
+        # parsed from immutable bytes, whose slices are the topics and payloads as they
+        # are (a bytearray's would be copied twice); only an unfinished packet is kept
+        if self._buffer:
+            self._buffer += data
+            if len(self._buffer) < self._needed:
+                return []  # a long packet still arriving: not copied and scanned each time
+            buf = bytes(self._buffer)
+        else:
+            buf = bytes(data)
         out: list[Publish | Control] = []
         pos, end = 0, len(buf)
+        self._needed = 0
         while end - pos >= 2:
             first = buf[pos]
-            length, shift, i, whole = 0, 0, pos + 1, False
-            while i < end:
-                byte = buf[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    whole = True
-                    break
-                shift += 7
-                if shift > 21:
-                    raise ProtocolError("malformed remaining length")
+            byte = buf[pos + 1]
+            if byte < 0x80:  # the usual short packet: a one-byte remaining length
+                length, i, whole = byte, pos + 2, True
+            else:
+                length, shift, i, whole = 0, 0, pos + 1, False
+                while i < end:
+                    byte = buf[i]
+                    i += 1
+                    length |= (byte & 0x7F) << shift
+                    if not byte & 0x80:
+                        whole = True
+                        break
+                    shift += 7
+                    if shift > 21:
+                        raise ProtocolError("malformed remaining length")
             if not whole or i + length > end:
+                self._needed = i + length - pos if whole else 0
                 break  # the rest of this packet has not arrived yet
-            kind = first >> 4
-            if kind == PUBLISH:
+            if first >> 4 == PUBLISH:
                 try:
                     out.append(self._publish(first, buf, i, i + length))
                 except IndexError:
                     raise ProtocolError("PUBLISH shorter than its header says") from None
             else:
-                out.append(Control(kind, first & 0x0F, bytes(buf[i : i + length])))
+                out.append(Control(first >> 4, first & 0x0F, buf[i : i + length]))
             pos = i + length
-        if pos:
-            del buf[:pos]
+        self._buffer = bytearray(buf[pos:]) if pos < end else bytearray()
         return out
 
-    def _publish(self, first: int, buf: bytearray, start: int, stop: int) -> Publish:
+    def _publish(self, first: int, buf: bytes, start: int, stop: int) -> Publish:
         qos = (first >> 1) & 0x03
         if qos == 3:
             raise ProtocolError("PUBLISH with QoS 3")
@@ -161,7 +173,7 @@ class Reader:
         i = start + 2 + n
         if i + (2 if qos else 0) >= stop:  # a packet id (QoS 1, 2) and the properties' length
             raise ProtocolError("PUBLISH shorter than its header says")
-        raw = bytes(buf[start + 2 : i])
+        raw = buf[start + 2 : i]
         topic = self._topics.get(raw)
         if topic is None:
             try:
@@ -174,16 +186,20 @@ class Reader:
         if qos:
             packet_id = buf[i] << 8 | buf[i + 1]
             i += 2
-        props, i = _read_varint(buf, i)
+        props = buf[i]
+        if props < 0x80:
+            i += 1
+        else:
+            props, i = _read_varint(buf, i)
         user: list[tuple[str, str]] = []
         if props:
             if i + props > stop:
                 raise ProtocolError("PUBLISH shorter than its header says")
-            user = _user_properties(bytes(buf[i : i + props]))
+            user = _user_properties(buf[i : i + props])
             i += props
         if i > stop:
             raise ProtocolError("PUBLISH shorter than its header says")
-        return Publish(topic, bytes(buf[i:stop]), qos, packet_id, user)
+        return Publish(topic, buf[i:stop], qos, packet_id, user)
 
 
 # bytes each PUBLISH property takes after its identifier; None: a length-prefixed string
