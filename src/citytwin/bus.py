@@ -24,27 +24,44 @@ class ChangeEvent(NamedTuple):  # a tuple: a bulk insert makes thousands
     changed: frozenset[str] = frozenset()  # property names, for "updated"
     origin: str | None = None  # the instance that made the change; None: this one
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "entityType": self.entity_type,
-            "id": self.entity_id,
-            "kind": self.kind,
-            "changed": sorted(self.changed),
-        }
-
     @classmethod
-    def from_json(cls, data: object, origin: str) -> ChangeEvent:
-        """An event another instance announced; ValueError if the message is not one."""
+    def from_json(cls, data: object, origin: str) -> list[ChangeEvent]:
+        """The events of one record another instance announced (:func:`events_to_json`,
+        or a single event with ``id``); ValueError if the record is not one."""
         if not isinstance(data, dict):
             raise ValueError("a change event is a JSON object")
-        kind, entity_id, changed = data.get("kind"), data.get("id"), data.get("changed", [])
-        if kind not in ("created", "updated", "deleted") or not isinstance(entity_id, int):
+        kind, changed = data.get("kind"), data.get("changed", [])
+        ids = data["ids"] if "ids" in data else [data.get("id")]
+        if kind not in ("created", "updated", "deleted") or not isinstance(changed, list):
             raise ValueError(f"not a change event: {data!r}")
-        if not isinstance(changed, list):
+        if not isinstance(ids, list) or not all(type(i) is int for i in ids):
             raise ValueError(f"not a change event: {data!r}")
-        return cls(
-            str(data.get("entityType")), entity_id, kind, frozenset(str(c) for c in changed), origin
-        )
+        entity_type = str(data.get("entityType"))
+        names = frozenset(str(c) for c in changed)
+        return [cls(entity_type, i, kind, names, origin) for i in ids]
+
+
+def events_to_json(events: Sequence[ChangeEvent]) -> list[dict[str, object]]:
+    """Events as records for other instances: each run of events that differ only in
+    their ids is one record with the ids in order (a batch of Observations is one), so
+    that the order of the events is kept."""
+    out: list[dict[str, object]] = []
+    key: tuple[str, str, frozenset[str]] | None = None
+    ids: list[int] = []
+    for e in events:
+        if (e.entity_type, e.kind, e.changed) != key:
+            key = (e.entity_type, e.kind, e.changed)
+            ids = []
+            out.append(
+                {
+                    "entityType": e.entity_type,
+                    "kind": e.kind,
+                    "changed": sorted(e.changed),
+                    "ids": ids,
+                }
+            )
+        ids.append(e.entity_id)
+    return out
 
 
 Listener = Callable[[ChangeEvent], Awaitable[None] | None]

@@ -43,7 +43,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from citytwin.access import ANONYMOUS, Principal
-from citytwin.bus import Bus, ChangeEvent
+from citytwin.bus import Bus, ChangeEvent, events_to_json
 from citytwin.errors import CitytwinError, ConfigurationError, Unavailable
 from citytwin.metrics import Metrics
 from citytwin.mqtt.audiences import Receives
@@ -202,9 +202,10 @@ class ExternalBroker:
     async def publish_events(self, events: Sequence[ChangeEvent]) -> None:
         """Bus listener: tell the other instances about this instance's changes, those
         of one write in one message."""
-        mine = [e.to_json() for e in events if e.origin is None]
+        mine = [e for e in events if e.origin is None]
         if mine:
-            self.client.publish(f"{EVENTS}/{self.instance}", orjson.dumps(mine), qos=1)
+            records = events_to_json(mine)
+            self.client.publish(f"{EVENTS}/{self.instance}", orjson.dumps(records), qos=1)
 
     async def _run(self) -> None:
         while True:
@@ -300,8 +301,9 @@ class ExternalBroker:
             if origin != self.instance:
                 data = orjson.loads(message.payload)
                 events = [
-                    ChangeEvent.from_json(item, origin)
+                    event
                     for item in (data if isinstance(data, list) else [data])
+                    for event in ChangeEvent.from_json(item, origin)
                 ]
                 self.metrics.inc("citytwin_bus_remote_events_total", len(events))
                 await self.bus.publish(events)
