@@ -12,6 +12,7 @@ import pytest
 from citytwin.access import ANONYMOUS
 from citytwin.access.audit import Origin
 from citytwin.bus import ChangeEvent
+from citytwin.errors import Conflict
 from citytwin.mqtt.ingest import Ingest
 from tests.support import Client, count_writes, datastream, location, thing
 
@@ -297,3 +298,40 @@ def test_the_datastreams_of_a_batch_are_found_with_their_generated_features(
         ("Datastream", city["a"]): city["foi"],
         ("Datastream", city["b"]): city["foi"],
     }
+
+
+@pytest.mark.parametrize(
+    ("fault", "level"),
+    [
+        (RuntimeError("a statement the database cannot run"), "ERROR"),
+        (Conflict("the change contradicts stored data"), "DEBUG"),  # some message's fault
+    ],
+)
+def test_a_shared_write_failing_for_no_fault_of_the_messages_is_logged_as_an_error(
+    client: Client,
+    city: dict[str, int],
+    caplog: pytest.LogCaptureFixture,
+    fault: Exception,
+    level: str,
+) -> None:
+    """Each publish is then stored alone, which is slower: such a failure must not pass
+    unseen, while a fault of one message is what going alone is for."""
+    intake = ingest_of(client).intake
+    together = intake._together
+
+    async def failing(plain: Any) -> list[int]:
+        raise fault
+
+    intake._together = failing  # type: ignore[method-assign]
+    before = count(client)
+    try:
+        with caplog.at_level("DEBUG", logger="citytwin.service"):
+            take_in(client, [(f"v1.1/Datastreams({city['a']})/Observations", {"result": 1})])
+    finally:
+        intake._together = together  # type: ignore[method-assign]
+    assert count(client) == before + 1  # stored all the same
+    (record,) = [r for r in caplog.records if "shared write" in r.getMessage()]
+    assert record.levelname == level
+    if level == "ERROR":
+        assert record.exc_info is not None
+        assert record.exc_info[1] is fault

@@ -159,8 +159,11 @@ class Intake:
             for item in plain:
                 out[item.index] = Response.error(exc)
             return []
-        except Exception as exc:
+        except CitytwinError as exc:  # a fault of some message: going alone finds which
             log.debug("a shared write of %d Observations failed (%s); each alone", len(plain), exc)
+            return [item.index for item in plain]
+        except Exception:  # not the messages' fault: each alone still stores them, slower
+            log.exception("a shared write of %d Observations failed; each alone", len(plain))
             return [item.index for item in plain]
 
     @set_up_first
