@@ -18,7 +18,7 @@ import pytest
 from citytwin.access import ANONYMOUS
 from citytwin.access.audit import Origin
 from citytwin.errors import Conflict
-from citytwin.storage.postgres.store import PostgresStore
+from citytwin.storage.postgres.store import PostgresStore, _Writer
 from tests.support import REGISTRY, Client, datastream, location, make_client, thing
 
 R = TypeVar("R")
@@ -358,3 +358,70 @@ async def _lock_waiter(conn: asyncpg.Connection, holder: int) -> int:
             return int(waiting)
         await asyncio.sleep(0.02)
     pytest.fail(f"nothing waited for a lock of backend {holder}")
+
+
+def _plan_rows(node: dict[str, Any]) -> int:
+    """Rows that all nodes of an EXPLAIN ANALYZE plan produced, over all their loops."""
+    own = int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1))
+    return own + sum(_plan_rows(child) for child in node.get("Plans", ()))
+
+
+def test_the_summary_of_a_batch_takes_work_in_proportion_to_its_size(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary update of a batch never multiplies its rows by each other: the planner
+    cannot know how many rows this transaction wrote, and estimates a handful, so any join
+    of two views of the batch may become a loop over one for each row of the other."""
+    client = make_client(tmp_path, db=pg_url)
+    try:
+        streams = 300
+        tid = client.create(
+            "Things",
+            thing(
+                "T",
+                locations=[location()],
+                datastreams=[datastream(f"D{i}") for i in range(streams)],
+            ),
+        )
+        ids = client.ids(f"Things({tid})/Datastreams")
+        assert len(ids) == streams
+        plans: list[dict[str, Any]] = []
+        real_execute = _Writer.execute
+
+        async def explained(self: _Writer, stmt: Any, params: Any = None) -> int:
+            sql, args = self._sql(stmt, params)
+            if not sql.startswith("WITH batch AS"):
+                return await real_execute(self, stmt, params)
+            self.wrote = True
+            plan = await self._call(
+                lambda: self.conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
+            )
+            plans.append((orjson.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+            return 0
+
+        monkeypatch.setattr(_Writer, "execute", explained)
+        n = 2 * streams
+        publishes = [
+            (
+                "v1.1/Observations",
+                orjson.dumps({"result": i, "Datastream": {"@iot.id": ds}}),
+                ANONYMOUS,
+            )
+            for i, ds in enumerate(ids * 2)
+        ]
+        assert client.call(client.app.state.mqtt.ingest.handle_many(publishes)) == [None] * n
+        assert len(plans) == 1
+        work = _plan_rows(plans[0])
+        assert work < 30 * n, f"the summary of {n} Observations handled {work} rows"
+        counts = client.call(_fetch(pg_url, "SELECT DISTINCT observation_count FROM datastreams"))
+        assert [r[0] for r in counts] == [2]  # the explained statement wrote the summaries
+    finally:
+        client.close()
+
+
+async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()

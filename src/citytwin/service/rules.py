@@ -458,30 +458,28 @@ class Rules:
                 )
                 .cte("batch")
             )
-            totals = (
-                sa.select(
-                    batch.c.ds,
-                    sa.func.min(batch.c.s).label("ps"),
-                    sa.func.max(batch.c.e).label("pe"),
-                    sa.func.min(batch.c.r).label("rs"),
-                    sa.func.max(batch.c.r).label("re"),
-                    sa.func.count().label("n"),
-                )
-                .group_by(batch.c.ds)
-                .subquery("totals")
-            )
-            # the latest: by phenomenon time, then the lower id (as _summaries)
+            # one pass over the batch, sorted once: each row with its Datastream's totals
+            # and its rank by phenomenon time, then the lower id (as _summaries); the
+            # latest row of each carries them. A join of separate totals and latest rows
+            # would depend on the planner's estimate of the batch, which it cannot know
+            # (this transaction's rows), and nested loops over 1,000 rows are quadratic.
+            ds_id = batch.c.ds
             rank = sa.func.row_number().over(
-                partition_by=batch.c.ds, order_by=(batch.c.s.desc(), batch.c.e.desc(), batch.c.id)
+                partition_by=ds_id, order_by=(batch.c.s.desc(), batch.c.e.desc(), batch.c.id)
             )
             ranked = sa.select(
-                batch.c.ds, batch.c.id.label("i"), batch.c.s, batch.c.e, rank.label("rank")
+                ds_id,
+                batch.c.id.label("i"),
+                batch.c.s,
+                batch.c.e,
+                sa.func.min(batch.c.s).over(partition_by=ds_id).label("ps"),
+                sa.func.max(batch.c.e).over(partition_by=ds_id).label("pe"),
+                sa.func.min(batch.c.r).over(partition_by=ds_id).label("rs"),
+                sa.func.max(batch.c.r).over(partition_by=ds_id).label("re"),
+                sa.func.count().over(partition_by=ds_id).label("n"),
+                rank.label("rank"),
             ).subquery("ranked")
-            latest = (
-                sa.select(ranked.c.ds, ranked.c.i, ranked.c.s, ranked.c.e)
-                .where(ranked.c.rank == 1)
-                .subquery("latest")
-            )
+            latest = sa.select(ranked).where(ranked.c.rank == 1).subquery("latest")
             ds = self._t(stream)
             locking = ds.alias("locking")
             locked = (
@@ -493,15 +491,8 @@ class Rules:
             )
             # a condition on no row: it runs (and locks) once, before any row is updated
             all_locked = sa.select(sa.func.count()).select_from(locked).scalar_subquery() > 0
-            values = {
-                "ds": totals.c.ds,
-                **{n: totals.c[n] for n in ("ps", "pe", "rs", "re", "n")},
-                "s": latest.c.s,
-                "e": latest.c.e,
-                "i": latest.c.i,
-            }
-            update = self._summary_added(stream, values)
-            return update.where(latest.c.ds == totals.c.ds, all_locked)
+            values = {n: latest.c[n] for n in SUMMARY_PARAMS}
+            return self._summary_added(stream, values).where(all_locked)
 
         return self.u.tables.template(f"summary_of_written:{stream}", build)
 
