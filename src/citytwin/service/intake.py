@@ -84,6 +84,8 @@ class Intake:
         general: list[int] = []
         by_sender: dict[Principal, list[Plain]] = {}
         check = self.service.auth
+        last: Principal | None = None  # a batch's messages mostly come from one sender
+        mine: list[Plain] = []
         for i, (topic_text, payload, principal) in enumerate(messages):
             item = None
             if not check or principal.writes:
@@ -91,11 +93,10 @@ class Intake:
             if item is None:
                 general.append(i)
                 continue
-            mine = by_sender.get(principal)
-            if mine is None:
-                by_sender[principal] = [item]
-            else:
-                mine.append(item)
+            if principal is not last:
+                mine = by_sender.setdefault(principal, [])
+                last = principal
+            mine.append(item)
         out: list[Response | None] = [None] * len(messages)
         for items in by_sender.values():
             general += await self._store(items, out)
@@ -171,10 +172,14 @@ class Intake:
         service = self.service
         async with service.transaction(Origin(plain[0].principal, "mqtt")) as unit:
             missing = await _unknown(unit, plain)
-            kept = [item for item in plain if not missing & item.related.items()]
+            kept = (
+                [item for item in plain if not missing & item.related.items()] if missing else plain
+            )
             if kept:
                 await unit.create_many([item.draft for item in kept], [i.related for i in kept])
         await service.bus.publish(unit.events)
+        if not missing:
+            return []
         return [item.index for item in plain if missing & item.related.items()]
 
 
