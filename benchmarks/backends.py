@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from benchmarks.dataset import RESULT_FLOAT, YEAR_END, YEAR_START, micros_to_datetime
+from benchmarks.server import process_cpu_seconds
 from citytwin.model.values import to_micros
 
 # the columns citytwin fills for a numeric Observation without resultTime, FoI given or
@@ -139,6 +140,11 @@ class RawDatabase(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def prepare(self) -> None: ...
+    def cpu_seconds(self) -> float | None:
+        """CPU time that the database's own server processes spent on this database so
+        far, where they run on this machine; None where there are none (SQLite works
+        inside the server) or they cannot be seen."""
+
     def row(self, ds_id: int, feature_id: int, micros: int, value: float) -> Row:
         """An Observation row as citytwin writes it (time: microseconds since 1970)."""
         ...
@@ -243,6 +249,17 @@ class PostgresDatabase:
         # statement over the partitioned Observations table can be twice as slow
         self.read_conn = await asyncpg.connect(self.dsn)
         await self.read_conn.execute("SET plan_cache_mode = force_custom_plan")
+
+    def cpu_seconds(self) -> float | None:
+        # the backends serving this database, by their process titles
+        # ("postgres: 15/main: <user> <database> <client> <state>"), also those of the
+        # benchmark's own connections, which poll while the server works
+        backends = [
+            pid
+            for pid, title in _process_titles()
+            if title.startswith("postgres: ") and f" {self.name} " in title
+        ]
+        return sum(process_cpu_seconds(pid) for pid in backends) if backends else None
 
     async def close(self) -> None:
         for conn in (self.conn, self.read_conn):
@@ -434,6 +451,9 @@ class SqliteDatabase:
     async def open(self) -> None:
         self.conn = self.connect()
 
+    def cpu_seconds(self) -> float | None:
+        return None  # the database works inside the server's processes
+
     async def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
@@ -563,3 +583,14 @@ class SqliteDatabase:
 
 def _sqlite_value(value: Any) -> Any:
     return to_micros(value) if isinstance(value, datetime) else value
+
+
+def _process_titles() -> Iterable[tuple[int, str]]:
+    """The live processes of this machine with their command lines (Linux)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            yield int(entry.name), raw.replace(b"\0", b" ").decode(errors="replace").strip()

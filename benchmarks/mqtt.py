@@ -25,6 +25,7 @@ import os
 import selectors
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -274,10 +275,27 @@ def _split(payloads: Sequence[bytes], n: int) -> list[Sequence[bytes]]:
     return [payloads[i::n] for i in range(n)]
 
 
+@dataclass
+class Burst:
+    """One ingest measurement: Observations per second that reached the database, how
+    many did, and the CPU time per Observation of the server's processes and of the
+    database's (None where the database's cannot be seen), from the first publish until
+    the last Observation was stored."""
+
+    rate: float
+    stored: int
+    server_us: float | None
+    database_us: float | None
+
+
 async def ingest(
-    port: int, db: RawDatabase, datastreams: Sequence[int], qos: int, opts: MqttOptions
-) -> tuple[float, int]:
-    """Observations per second that reached the database, and how many did."""
+    port: int,
+    db: RawDatabase,
+    datastreams: Sequence[int],
+    qos: int,
+    opts: MqttOptions,
+    server_cpu: Callable[[], float],
+) -> Burst:
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     payloads = _observations(datastreams, opts.messages, start)
     # counted by the Datastreams' maintained counts, which each insert's transaction
@@ -290,11 +308,24 @@ async def ingest(
         return int((await db.fetch(total))[0][0]) - before
 
     batches = [("v1.1/Observations", b) for b in _split(payloads, opts.publishers)]
+    server_before, db_before = server_cpu(), db.cpu_seconds()
     t0 = time.perf_counter()
     publishing = asyncio.ensure_future(_publish(port, "bench-ingest", batches, qos))
     done, at = await _until(stored, len(payloads))
+    server_after, db_after = server_cpu(), db.cpu_seconds()
     await publishing
-    return done / (at - t0), done
+
+    def per_observation(before: float | None, after: float | None) -> float | None:
+        if before is None or after is None or not done:
+            return None
+        return round((after - before) / done * 1e6, 1)
+
+    return Burst(
+        done / (at - t0),
+        done,
+        per_observation(server_before, server_after),
+        per_observation(db_before, db_after),
+    )
 
 
 async def raw_ingest(
@@ -373,18 +404,25 @@ async def measure_broker(
     datastreams: Sequence[int],
     opts: MqttOptions,
     repeat: int,
+    server_cpu: Callable[[], float],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"ingest": {}}
     for qos in (0, 1):
         api, raw = Rate(), Rate()
         stored, passed = [], []
+        server_us: list[float] = []
+        database_us: list[float] = []
         for rep in range(repeat):
             for what in ("api", "raw") if rep % 2 == 0 else ("raw", "api"):
                 if what == "api":
-                    rate, done = await ingest(port, db, datastreams, qos, opts)
-                    api.runs.append(rate)
-                    stored.append(done)
+                    burst = await ingest(port, db, datastreams, qos, opts, server_cpu)
+                    api.runs.append(burst.rate)
+                    stored.append(burst.stored)
+                    if burst.server_us is not None:
+                        server_us.append(burst.server_us)
+                    if burst.database_us is not None:
+                        database_us.append(burst.database_us)
                 else:
                     rate, done = await raw_ingest(port, datastreams, qos, opts)
                     raw.runs.append(rate)
@@ -396,13 +434,19 @@ async def measure_broker(
             "stored": stored,
             "raw_delivered": passed,
             "published": opts.messages,
+            # CPU per Observation: steadier than the rates on a shared machine
+            "server_us_per_obs": _median(server_us),
+            "database_us_per_obs": _median(database_us),
         }
         out["ingest"][f"qos{qos}"] = result
+        cpu = f"server {result['server_us_per_obs']} us"
+        if result["database_us_per_obs"] is not None:
+            cpu += f", database {result['database_us_per_obs']} us"
         log(
             f"MQTT ingest, {kind} broker, QoS {qos}, {opts.publishers} publishers: "
             f"citytwin {api.median:,.0f} Obs/s stored, raw {raw.median:,.0f} msg/s "
             f"(ratio {result['ratio']}; stored {min(stored):,}-{max(stored):,}, raw delivered "
-            f"{min(passed):,}-{max(passed):,} of {opts.messages:,})"
+            f"{min(passed):,}-{max(passed):,} of {opts.messages:,}; CPU per Observation: {cpu})"
         )
     ds = datastreams[0]
     start = datetime.now(UTC) + timedelta(days=2)
@@ -464,9 +508,11 @@ async def measure_mqtt(
                     "CITYTWIN_MQTT_CLIENT_ID": "bench",
                     "CITYTWIN_WORKERS": str(workers),
                 }
-                with Server(db.url, log_file, env=env):
+                with Server(db.url, log_file, env=env) as server:
                     await asyncio.sleep(1.0)  # its subscriptions are in place
-                    out[kind] = await measure_broker(kind, port, db, datastreams, opts, repeat, log)
+                    out[kind] = await measure_broker(
+                        kind, port, db, datastreams, opts, repeat, server.cpu_seconds, log
+                    )
                 out[kind]["workers"] = workers
         else:
             port = free_port()
@@ -477,11 +523,17 @@ async def measure_mqtt(
                 "CITYTWIN_MQTT_WS_PORT": "0",
                 "CITYTWIN_WORKERS": "1",
             }
-            with Server(db.url, log_file, env=env):
+            with Server(db.url, log_file, env=env) as server:
                 await asyncio.to_thread(_wait_for_port, port)
-                out[kind] = await measure_broker(kind, port, db, datastreams, opts, repeat, log)
+                out[kind] = await measure_broker(
+                    kind, port, db, datastreams, opts, repeat, server.cpu_seconds, log
+                )
             out[kind]["workers"] = 1
     return out
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
 
 
 def _round(x: float | None) -> float | None:

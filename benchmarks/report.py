@@ -170,14 +170,28 @@ def target_rows(result: dict[str, Any]) -> list[list[str]]:
 
 TARGET_HEAD = ["target", "value", "goal", "", "margin"]
 
-MQTT_HEAD = ["MQTT (per second, median)", "citytwin", "raw broker", "citytwin/raw", "stored"]
+MQTT_HEAD = [
+    "MQTT (per second, median)",
+    "citytwin",
+    "raw broker",
+    "citytwin/raw",
+    "stored",
+    "CPU us/Obs srv/DB",
+]
+
+
+def _cpu_per_obs(m: dict[str, Any]) -> str:
+    server, database = m.get("server_us_per_obs"), m.get("database_us_per_obs")
+    if server is None:
+        return ""
+    return f"{server:g} / {'-' if database is None else f'{database:g}'}"
 
 
 def mqtt_rows(result: dict[str, Any]) -> list[list[str]]:
     rows = []
     for broker, r in result.get("mqtt", {}).items():
         if "skipped" in r:
-            rows.append([f"{broker} broker: {r['skipped']}", "-", "-", "-", "-"])
+            rows.append([f"{broker} broker: {r['skipped']}", "-", "-", "-", "-", ""])
             continue
         for qos, m in r["ingest"].items():
             rows.append(
@@ -187,6 +201,7 @@ def mqtt_rows(result: dict[str, Any]) -> list[list[str]]:
                     _n(m["raw"]["median"]),
                     _pct(m["ratio"]),
                     f"{min(m['stored']):,}-{max(m['stored']):,} of {m['published']:,}",
+                    _cpu_per_obs(m),
                 ]
             )
         f = r["fanout"]
@@ -197,6 +212,7 @@ def mqtt_rows(result: dict[str, Any]) -> list[list[str]]:
                 _n(f["raw"]["deliveries_per_second"]),
                 _pct(f["ratio"]),
                 f"{f['api']['delivered']:,} of {f['api']['expected']:,}",
+                "",
             ]
         )
         rows.append(
@@ -209,6 +225,7 @@ def mqtt_rows(result: dict[str, Any]) -> list[list[str]]:
                     if f["raw"]["latency_p50_ms"]
                     else None
                 ),
+                "",
                 "",
             ]
         )

@@ -94,6 +94,13 @@ def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
                 assert ingest["published"] == 100
                 if qos == "qos1":  # acknowledged: every one stored, and counted
                     assert ingest["stored"] == [100], (broker, ingest)
+                # the CPU each side spent per Observation (in clock ticks: a burst of 100
+                # may take less than one); PostgreSQL's backends are found by their titles
+                assert ingest["server_us_per_obs"] >= 0, ingest
+                if backend == "postgresql":
+                    assert ingest["database_us_per_obs"] >= 0, ingest
+                else:  # SQLite works inside the server
+                    assert ingest["database_us_per_obs"] is None, ingest
             assert result["mqtt"][broker]["fanout"]["api"]["delivered"] == 2 * 3
     names = [c["name"] for c in result["targets"]["checks"]]
     assert "bulk ingest through the API / raw bulk rate" in names
@@ -102,3 +109,5 @@ def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
     table = stored.with_suffix(".md").read_text()
     assert "citytwin/raw" in table
     assert "time-range page" in table
+    if brokers:
+        assert "CPU us/Obs srv/DB" in table
