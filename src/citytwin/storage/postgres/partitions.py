@@ -97,13 +97,26 @@ class Partitions:
             await self.create_apart(months - self.known)
 
     def missing(self, rows: Iterable[Mapping[str, Any]]) -> set[Month]:
+        times = [t for row in rows if isinstance(t := row.get(TIME), datetime)]
+        if not times:
+            return set()
+        # the usual case, checked without a month per row: every month from the earliest
+        # time to the latest exists
+        try:
+            first, last = month_of(min(times)), month_of(max(times))
+        except TypeError:  # times with and without a zone do not compare
+            first = last = None
+        if first is not None and last is not None:
+            month = first
+            while month in self.known:
+                if month == last:
+                    return set()
+                month = _next(month)
         months = set()
-        for row in rows:
-            t = row.get(TIME)
-            if isinstance(t, datetime):
-                m = month_of(t)
-                if m is not None and m not in self.known:
-                    months.add(m)
+        for t in times:
+            m = month_of(t)
+            if m is not None and m not in self.known:
+                months.add(m)
         return months
 
     async def create_apart(self, months: set[Month]) -> None:

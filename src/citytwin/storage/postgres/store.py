@@ -219,7 +219,8 @@ class _Writer(_Reader):
             return
         wanted: list[tuple[str, list[int]]] = []
         for column, locked in self._locked.items():
-            new = {r[column] for r in rows if r.get(column) is not None}
+            new: set[Any] = {r.get(column) for r in rows}
+            new.discard(None)
             new.difference_update(locked)
             if new:
                 wanted.append((column, sorted(new)))
