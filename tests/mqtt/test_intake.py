@@ -14,6 +14,8 @@ from citytwin.access.audit import Origin
 from citytwin.bus import ChangeEvent
 from citytwin.errors import Conflict
 from citytwin.mqtt.ingest import Ingest
+from citytwin.service.drafts import Draft
+from citytwin.service.rules import Rules
 from tests.support import Client, count_writes, datastream, location, thing
 
 IGNORED = ("@iot.id", "@iot.selfLink")  # made by the server
@@ -298,6 +300,56 @@ def test_the_datastreams_of_a_batch_are_found_with_their_generated_features(
         ("Datastream", city["a"]): city["foi"],
         ("Datastream", city["b"]): city["foi"],
     }
+
+
+def test_a_bulk_insert_claims_the_datastreams_it_names_with_their_features_once(
+    client: Client, city: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Observations inserted together claim their Datastreams, by the path or by the
+    body, in the same one query as the intake (no look-up of a generated feature each);
+    a later insert in the transaction claims only what it adds."""
+    service = client.app.state.service
+    registry = service.registry
+    claims: list[set[int]] = []
+    real_claim = Rules.claim_streams
+
+    async def claim(self: Rules, ids: Any, hidden: Any = ()) -> set[int]:
+        claims.append(set(ids))
+        return await real_claim(self, ids, hidden)
+
+    async def no_lookup(self: Rules, stream: Any, where: str) -> int:
+        raise AssertionError(f"looked up the generated feature of {stream} alone")
+
+    monkeypatch.setattr(Rules, "claim_streams", claim)
+    monkeypatch.setattr(Rules, "generated_feature", no_lookup)
+    obs, ds = registry.type("Observation"), registry.type("Datastream")
+
+    def flat(result: float) -> Draft:
+        return Draft(obs, "Observation", None, {"result": result}, {}, {})
+
+    def naming(stream: int) -> Draft:
+        return Draft(
+            obs, "Observation", None, {"result": 3.0}, {"Datastream": Draft(ds, "", stream)}, {}
+        )
+
+    async def insert() -> tuple[set[int], dict[tuple[str, int], int]]:
+        async with service.transaction(Origin(ANONYMOUS, "http")) as unit:
+            await unit.create_many([flat(1.0), flat(2.0)], [{"Datastream": city["a"]}] * 2)
+            await unit.create_many([naming(city["a"]), naming(city["b"])], {})
+            return set(unit.rules.claimed), dict(unit.rules.features)
+
+    claimed, features = client.call(insert())
+    assert claims == [{city["a"]}, {city["b"]}]
+    assert claimed == {city["a"], city["b"]}
+    assert features == {("Datastream", s): city["foi"] for s in (city["a"], city["b"])}
+    for stream, n in ((city["a"], 4), (city["b"], 1)):
+        assert (
+            client.ok("GET", f"Datastreams({stream})/Observations?$count=true")["@iot.count"] == n
+        )
+        for o in client.ok("GET", f"Datastreams({stream})/Observations?$expand=FeatureOfInterest")[
+            "value"
+        ]:
+            assert o["FeatureOfInterest"]["@iot.id"] == city["foi"]
 
 
 @pytest.mark.parametrize(

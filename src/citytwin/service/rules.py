@@ -46,6 +46,7 @@ class Rules:
         self.reg = unit.registry
         # (Datastream or MultiDatastream, id) -> generated FoI, this transaction
         self.features: dict[tuple[str, int], int] = {}
+        self.claimed: set[int] = set()  # Datastreams locked for new Observations
         self.multi = MultiRules(unit)
 
     def _t(self, name: str) -> sa.Table:
@@ -152,6 +153,7 @@ class Rules:
         self.u.w.held(self._t("Datastream").name, found)
         self.u.w.held(self._t("FeatureOfInterest").name, generated.values())
         self.u.known |= {("Datastream", i) for i in found}
+        self.claimed |= found
         return found
 
     def _claimed_streams(self, hidden: Sequence[Any]) -> Any:
@@ -186,30 +188,6 @@ class Rules:
         )
         return sa.select(streams.c.id, streams.c.feature, features.c.id.is_not(None)).select_from(
             streams.outerjoin(features, features.c.id == streams.c.feature)
-        )
-
-    async def known_features(self, datastream_ids: Sequence[int]) -> None:
-        """Look up, in one query, the generated FeaturesOfInterest that Observations of
-        these Datastreams will get when they name none."""
-        todo = sorted({d for d in datastream_ids if ("Datastream", d) not in self.features})
-        if len(todo) < 2:
-            return  # before_insert looks up a single one just as fast
-        query = self.u.tables.template("generated_features", self._generated_features)
-        for row in await self.u.w.fetch(query, {"ds": todo}):
-            # the first Location's
-            self.features.setdefault(("Datastream", int(row[0])), int(row[1]))
-
-    def _generated_features(self) -> Any:
-        loc = self._t("Location")
-        tl = self.u.tables.link["thing_locations"]
-        ds = self._t("Datastream")
-        return (
-            sa.select(ds.c.id, loc.c.gen_foi_id)
-            .select_from(
-                loc.join(tl, tl.c.location_id == loc.c.id).join(ds, ds.c.thing_id == tl.c.thing_id)
-            )
-            .where(self.u.dialect.in_ids_param(ds.c.id, "ds"), loc.c.gen_foi_id.is_not(None))
-            .order_by(ds.c.id, loc.c.id)
         )
 
     async def feature_of(self, stream: tuple[str, int], where: str) -> int:

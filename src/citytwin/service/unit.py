@@ -138,6 +138,21 @@ class Unit:
         et = self.registry.type("Datastream")
         return await self.rules.claim_streams(ids, self._hidden(et, self.table(et)))
 
+    async def _claim_streams(
+        self, drafts: Sequence[Draft], each: Sequence[Mapping[str, int]]
+    ) -> None:
+        """Claim the Datastreams that new Observations name and that this transaction has
+        not claimed yet (:meth:`existing_streams`); one that does not exist or is hidden
+        is refused later, where its Observation is checked."""
+        named = {i["Datastream"] for i in each if "Datastream" in i}
+        for d in drafts:
+            sub = d.one.get("Datastream")
+            if sub is not None and sub.ref is not None:
+                named.add(sub.ref)
+        named -= self.rules.claimed
+        if named:
+            await self.existing_streams(named)
+
     def _hidden(self, et: EntityType, table: Any) -> list[Any]:
         """The condition, if any, for the entities the principal may see."""
         cond = None if self.access is None else self.access.visible(et, table)
@@ -213,6 +228,8 @@ class Unit:
         ``implied`` holds the relations given by the path: one for all, or one per draft."""
         et = drafts[0].et
         each = [implied] * len(drafts) if isinstance(implied, Mapping) else implied
+        if et.name == "Observation":
+            await self._claim_streams(drafts, each)
         refs: dict[str, set[int]] = {}  # entities the drafts name by id: checked at once
         for d in drafts:
             for sub in d.one.values():
@@ -221,15 +238,6 @@ class Unit:
         for name, named in refs.items():
             if len(named) > 1:
                 await self.existing(self.registry.type(name), named)
-        if et.name == "Observation":
-            await self.rules.known_features(
-                [i["Datastream"] for i in each if "Datastream" in i]
-                + [
-                    d.one["Datastream"].ref
-                    for d in drafts
-                    if "Datastream" in d.one and d.one["Datastream"].ref is not None
-                ]
-            )
         ids = await self.w.reserve_ids(et.table, len(drafts))
         step = OVERLAP_CHUNK if self.w.overlaps_writes else max(len(drafts), 1)
         rows: list[dict[str, Any]] = []
