@@ -8,6 +8,10 @@ HELP = {
     "citytwin_mqtt_received_total": "MQTT publishes received on create topics.",
     "citytwin_mqtt_created_total": "Entities created from MQTT publishes.",
     "citytwin_mqtt_rejected_total": "MQTT publishes refused (reported on the error topic).",
+    "citytwin_mqtt_shared_write_failures_total": (
+        "Batches of MQTT publishes whose shared write failed for no fault of a message; "
+        "each publish was then stored alone."
+    ),
     "citytwin_mqtt_notifications_total": "Notifications published to subscribers.",
     "citytwin_mqtt_notification_failures_total": "Notifications dropped after retrying.",
     "citytwin_bus_remote_events_total": "Change events received from other instances.",

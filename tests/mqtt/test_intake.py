@@ -376,6 +376,8 @@ def test_a_shared_write_failing_for_no_fault_of_the_messages_is_logged_as_an_err
 
     intake._together = failing  # type: ignore[method-assign]
     before = count(client)
+    metrics = ingest_of(client).metrics
+    failures = metrics["citytwin_mqtt_shared_write_failures_total"]
     try:
         with caplog.at_level("DEBUG", logger="citytwin.service"):
             take_in(client, [(f"v1.1/Datastreams({city['a']})/Observations", {"result": 1})])
@@ -384,6 +386,9 @@ def test_a_shared_write_failing_for_no_fault_of_the_messages_is_logged_as_an_err
     assert count(client) == before + 1  # stored all the same
     (record,) = [r for r in caplog.records if "shared write" in r.getMessage()]
     assert record.levelname == level
+    # counted, so that an operator can be alerted, where a fault of a message is not
+    counted = metrics["citytwin_mqtt_shared_write_failures_total"] - failures
+    assert counted == (1 if level == "ERROR" else 0)
     if level == "ERROR":
         assert record.exc_info is not None
         assert record.exc_info[1] is fault

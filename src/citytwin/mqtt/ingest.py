@@ -40,7 +40,7 @@ class Ingest:
     ) -> None:
         self.service = service
         self.publish = publish
-        self.intake = Intake(service, base_url)
+        self.intake = Intake(service, base_url, metrics)
         self.error_prefix = error_prefix.rstrip("/")
         self.metrics = metrics
         self._creates: dict[str, bool] = {}  # topic text -> is it a create topic

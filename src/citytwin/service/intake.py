@@ -29,6 +29,7 @@ import orjson
 from citytwin.access import ANONYMOUS, Principal
 from citytwin.access.audit import Origin
 from citytwin.errors import CitytwinError, Unavailable
+from citytwin.metrics import Metrics
 from citytwin.query.path import Segment, parse_path
 from citytwin.service import VERSIONS, Service
 from citytwin.service.drafts import Draft, DraftParser
@@ -56,8 +57,9 @@ class Plain:
 class Intake:
     """Creates Observations from messages of topics ``<version>/<path>``."""
 
-    def __init__(self, service: Service, base_url: str) -> None:
+    def __init__(self, service: Service, base_url: str, metrics: Metrics | None = None) -> None:
         self.service = service
+        self.metrics = metrics
         self.base_url = base_url.rstrip("/")
         self.et = service.registry.type("Observation")
         self.parser = DraftParser(service.registry)
@@ -167,6 +169,8 @@ class Intake:
             return [item.index for item in plain]
         except Exception:  # not the messages' fault: each alone still stores them, slower
             log.exception("a shared write of %d Observations failed; each alone", len(plain))
+            if self.metrics is not None:
+                self.metrics.inc("citytwin_mqtt_shared_write_failures_total")
             return [item.index for item in plain]
 
     @set_up_first
