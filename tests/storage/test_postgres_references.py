@@ -425,3 +425,54 @@ async def _fetch(url: str, sql: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql))
     finally:
         await conn.close()
+
+
+def test_writes_generating_the_feature_of_one_location_at_once_make_one(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two transactions that need the generated FeatureOfInterest of the same Location
+    at the same time (the first Observations of two of its Thing's Datastreams, through
+    two instances, say): the second waits for the first and uses its feature."""
+    client = make_client(tmp_path, db=pg_url)
+    try:
+        tid = client.create(
+            "Things",
+            thing("T", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
+        )
+        a, b = sorted(client.ids(f"Things({tid})/Datastreams"))
+        service = client.app.state.service
+
+        async def body() -> tuple[int, int]:
+            generated, release = asyncio.Event(), asyncio.Event()
+
+            async def first_observation(ds: int, hold: bool) -> int:
+                async with service.transaction(Origin(ANONYMOUS, "http")) as unit:
+                    feature = await unit.rules.feature_of(("Datastream", ds), "Observation")
+                    if hold:
+                        generated.set()
+                        await release.wait()
+                    return feature
+
+            first = asyncio.ensure_future(first_observation(a, hold=True))
+            await generated.wait()
+            second = asyncio.ensure_future(first_observation(b, hold=False))
+            conn = await asyncpg.connect(pg_url)
+            try:  # the second waits for the first's Location
+                deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
+                while not await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE cardinality(pg_blocking_pids(pid)) > 0"
+                ):
+                    assert asyncio.get_running_loop().time() < deadline, "nothing waited"
+                    await asyncio.sleep(0.02)
+            finally:
+                await conn.close()
+            release.set()
+            return await first, await second
+
+        one, other = client.call(body())
+        assert one == other
+        features = client.ok("GET", "FeaturesOfInterest?$count=true&$top=0")["@iot.count"]
+        assert features == 1
+    finally:
+        client.close()

@@ -212,6 +212,15 @@ class Rules:
                 f"Thing of {kind} {stream_id} has no GeoJSON Location"
             )
         src = geo[-1]
+        # another transaction may be generating it at this moment: the Location is locked
+        # as the update below would lock it and read again, so that whatever writes race
+        # (two instances, say), one feature is made for it and all of them use that one
+        loc = self._t("Location")
+        made = await self.u.w.scalar(
+            sa.select(loc.c.gen_foi_id).where(loc.c.id == src["id"]).with_for_update(key_share=True)
+        )
+        if made is not None:
+            return int(made)
         feature = _json(src["location"])
         props = _json(src["properties"])
         foi_id = await self.u.w.insert(
