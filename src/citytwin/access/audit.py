@@ -14,6 +14,8 @@ ids of the entities are kept up to :data:`MAX_IDS` a row.
 from __future__ import annotations
 
 import getpass
+import itertools
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,9 @@ class Action:
     detail: dict[str, Any] | None = None
 
 
+_KIND_AND_TYPE = operator.attrgetter("kind", "entity_type")
+
+
 def actions(
     events: Iterable[ChangeEvent], streams: Mapping[str, set[int]], extra: Sequence[Action]
 ) -> list[Action]:
@@ -76,14 +81,17 @@ def actions(
     its ``extra`` actions; ``streams`` names the Datastreams (and MultiDatastreams) of
     the Observations it wrote, by operation."""
     grouped: dict[tuple[str, str], Action] = {}
-    for event in events:
-        key = (OPERATIONS[event.kind], event.entity_type)
+    # by runs of one kind and type: a bulk insert's thousands of events are one run
+    for (kind, entity_type), run in itertools.groupby(events, _KIND_AND_TYPE):
+        key = (OPERATIONS[kind], entity_type)
         action = grouped.get(key)
         if action is None:
             action = grouped[key] = Action(*key)
-        action.count += 1
-        if len(action.ids) < MAX_IDS:
-            action.ids.append(event.entity_id)
+        same = list(run)
+        action.count += len(same)
+        room = MAX_IDS - len(action.ids)
+        if room > 0:
+            action.ids.extend(e.entity_id for e in same[:room])
     for (operation, entity), action in grouped.items():
         if entity == "Observation" and streams.get(operation):
             action.detail = {"Datastreams": sorted(streams[operation])}

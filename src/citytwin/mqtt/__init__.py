@@ -115,7 +115,7 @@ class Mqtt:
             self.state = f"external at {external.host}:{external.port}"
             scheme = "mqtts" if external.tls else "mqtt"
             self.service.mqtt_endpoints = [f"{scheme}://{external.host}:{external.port}"]
-        self.bus.subscribe(self.notifier.on_event)
+        self.bus.subscribe_batches(self.notifier.on_events)
         self.notifier.start()
 
     def _worker_slot(self) -> str:

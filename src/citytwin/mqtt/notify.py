@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from urllib.parse import quote, urlencode
 
@@ -192,10 +192,16 @@ class Notifier:
         self._queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
-    def on_event(self, event: ChangeEvent) -> None:
-        """Bus listener: queue local creations and updates."""
-        if event.origin is None and event.kind != "deleted" and len(self.subscriptions):
-            self._queue.put_nowait(event)
+    def on_events(self, events: Sequence[ChangeEvent]) -> None:
+        """Bus listener of a write's events: queue local creations and updates, if
+        anybody subscribes (a batch of Observations taken in with nobody listening costs
+        one look)."""
+        if not len(self.subscriptions):
+            return
+        put = self._queue.put_nowait
+        for event in events:
+            if event.origin is None and event.kind != "deleted":
+                put(event)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="citytwin-mqtt-notifier")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +64,7 @@ class Dispatcher:
 
     def start(self, listen: Callable[[str, Answered], None]) -> None:
         """Listen to the bus, and (through ``listen``) to answers published over MQTT."""
-        self._unsubscribe = self.service.bus.subscribe(self.on_event)
+        self._unsubscribe = self.service.bus.subscribe_batches(self.on_events)
         listen(ANSWER_PREFIX + "/", self.on_answer)
 
     async def stop(self) -> None:
@@ -81,11 +81,12 @@ class Dispatcher:
         while self._running:
             await asyncio.gather(*list(self._running), return_exceptions=True)
 
-    def on_event(self, event: ChangeEvent) -> None:
-        if event.entity_type == "Task" and event.kind == "created" and event.origin is None:
-            task = asyncio.get_running_loop().create_task(self.hand_over(event.entity_id))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+    def on_events(self, events: Sequence[ChangeEvent]) -> None:
+        for event in events:
+            if event.entity_type == "Task" and event.kind == "created" and event.origin is None:
+                task = asyncio.get_running_loop().create_task(self.hand_over(event.entity_id))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
 
     async def hand_over(self, task_id: int) -> None:
         try:
