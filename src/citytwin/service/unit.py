@@ -279,7 +279,7 @@ class Unit:
         name = et.name
         fields = zip(repeat(name), ids, repeat("created"), repeat(NONE), repeat(None))
         self.events += map(tuple.__new__, repeat(ChangeEvent), fields)
-        self.written.update(zip([(name, new_id) for new_id in ids], rows, strict=True))
+        self.written.update(zip(zip(repeat(name), ids), rows, strict=True))
         if et.name == "Observation":
             self._streams_of("create", rows)
         await self.rules.after_insert_many(et, drafts, rows)
