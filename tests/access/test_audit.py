@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from citytwin.access import ANONYMOUS, audit
 from citytwin.access.keys import authenticate
+from citytwin.bus import ChangeEvent
 from citytwin.cli import main
 from citytwin.service.intake import Intake
 from tests.access.world import World, build
@@ -319,3 +320,29 @@ def test_a_real_mqtt_publish_is_recorded_as_mqtt(db_url: str, tmp_path: Path) ->
         ]
     finally:
         client.close()
+
+
+def test_a_transactions_events_become_one_row_per_type_and_operation() -> None:
+    """Runs of events of one type and operation, interleaved with others, add up to one
+    row each: the count exact, the first ids kept up to the limit across runs."""
+
+    def run(entity: str, kind: Any, ids: range) -> list[ChangeEvent]:
+        return [ChangeEvent(entity, i, kind) for i in ids]
+
+    events = [
+        *run("Observation", "created", range(1, 61)),
+        *run("Task", "created", range(7, 8)),
+        *run("Observation", "created", range(61, 131)),
+        *run("Observation", "deleted", range(3, 5)),
+    ]
+    extra = audit.Action("install", "package", count=1)
+    rows = audit.actions(events, {"create": {5, 2}}, [extra])
+    assert [(r.operation, r.entity, r.count) for r in rows] == [
+        ("create", "Observation", 130),
+        ("create", "Task", 1),
+        ("delete", "Observation", 2),
+        ("install", "package", 1),
+    ]
+    assert rows[0].ids == list(range(1, audit.MAX_IDS + 1))
+    assert rows[0].detail == {"Datastreams": [2, 5]}
+    assert (rows[1].ids, rows[2].ids, rows[2].detail) == ([7], [3, 4], None)
