@@ -71,15 +71,15 @@ def test_10000_sensors_render_first_within_2_s_and_stay_live(chromium: Any, big_
         })"""
     )
     name = f"Sensor {SENSORS // 2 + 50}"  # near the middle of the grid
+    # waits for the idle after the jump, listened for before it: a map that has settled
+    # by the time a later call listens fires no idle again
     page.evaluate(
-        f"""() => {{
+        f"""() => new Promise((resolve) => {{
             const c = window.citytwin;
             const t = [...c.twin.things.values()].find((t) => t.name === "{name}");
+            c.map.once("idle", () => resolve(true));
             c.map.jumpTo({{center: t.geometry.coordinates, zoom: 17}});
-        }}"""
-    )
-    page.wait_for_function(
-        "() => new Promise((r) => window.citytwin.map.once('idle', () => r(true)))"
+        }})"""
     )
     start = time.monotonic()
     click_thing(page, name)
