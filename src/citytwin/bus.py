@@ -8,7 +8,9 @@ made; a failing listener is logged and does not affect the write or the other li
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, NamedTuple
 
@@ -41,27 +43,22 @@ class ChangeEvent(NamedTuple):  # a tuple: a bulk insert makes thousands
         return [cls(entity_type, i, kind, names, origin) for i in ids]
 
 
+_ALL_BUT_ID = operator.attrgetter("entity_type", "kind", "changed")
+
+
 def events_to_json(events: Sequence[ChangeEvent]) -> list[dict[str, object]]:
     """Events as records for other instances: each run of events that differ only in
     their ids is one record with the ids in order (a batch of Observations is one), so
     that the order of the events is kept."""
-    out: list[dict[str, object]] = []
-    key: tuple[str, str, frozenset[str]] | None = None
-    ids: list[int] = []
-    for e in events:
-        if (e.entity_type, e.kind, e.changed) != key:
-            key = (e.entity_type, e.kind, e.changed)
-            ids = []
-            out.append(
-                {
-                    "entityType": e.entity_type,
-                    "kind": e.kind,
-                    "changed": sorted(e.changed),
-                    "ids": ids,
-                }
-            )
-        ids.append(e.entity_id)
-    return out
+    return [
+        {
+            "entityType": entity_type,
+            "kind": kind,
+            "changed": sorted(changed),
+            "ids": [e.entity_id for e in run],
+        }
+        for (entity_type, kind, changed), run in itertools.groupby(events, _ALL_BUT_ID)
+    ]
 
 
 Listener = Callable[[ChangeEvent], Awaitable[None] | None]
