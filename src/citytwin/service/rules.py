@@ -79,8 +79,16 @@ class Rules:
             # the database sums up the rows it has just taken in (their ids are a range
             # of this transaction's): sending it a summary of each Datastream took 30% of
             # the intake's instructions in batches of 1,000 Observations of as many
+            # the ids bound the rows; their times bound the partitions to plan and scan
             ids = [row["id"] for row in rows]
-            span = {"first": min(ids), "last": max(ids)}
+            starts = [row["phenomenon_time_start"] for row in rows]
+            t = self.u.dialect.time_value
+            span = {
+                "first": min(ids),
+                "last": max(ids),
+                "since": t(min(starts)),
+                "until": t(max(starts)),
+            }
             for kind, column in STREAM_COLUMNS:
                 if any(row.get(column) is not None for row in rows):
                     await self.u.w.execute(self._summary_of_written_template(kind), span)
@@ -420,7 +428,9 @@ class Rules:
 
     def _summary_of_written_template(self, stream: str) -> Any:
         """The summary update of the (Multi)Datastreams of the Observations this
-        transaction wrote with ids from ``first`` to ``last``, summed up by the database
+        transaction wrote with ids from ``first`` to ``last`` and phenomenon times from
+        ``since`` to ``until`` (so that only their partitions are planned and scanned: 18
+        months of them took 5 of the statement's 19 ms to plan), summed up by the database
         (:meth:`Dialect.written_here`). It locks the (Multi)Datastreams first, in id
         order, since the update's own order is the plan's and concurrent batches must not
         lock the same rows in different orders."""
@@ -440,6 +450,10 @@ class Rules:
                 )
                 .where(
                     obs.c.id.between(sa.bindparam("first"), sa.bindparam("last")),
+                    obs.c.phenomenon_time_start.between(
+                        sa.bindparam("since", type_=self.u.tables.types.time),
+                        sa.bindparam("until", type_=self.u.tables.types.time),
+                    ),
                     column.is_not(None),
                     written,
                 )
