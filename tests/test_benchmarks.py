@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from benchmarks import mqtt as bench_mqtt
 from benchmarks.mqtt import MqttOptions, mosquitto_binary
 from benchmarks.runner import Options, run
 
@@ -102,6 +103,7 @@ def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
                 else:  # SQLite works inside the server
                     assert ingest["database_us_per_obs"] is None, ingest
             assert result["mqtt"][broker]["fanout"]["api"]["delivered"] == 2 * 3
+            assert result["mqtt"][broker]["ingest_warm_up"] > 0  # a burst ran before
     names = [c["name"] for c in result["targets"]["checks"]]
     assert "bulk ingest through the API / raw bulk rate" in names
     [stored] = options.results_dir.glob(f"*-{backend}.json")
@@ -111,3 +113,61 @@ def test_a_tiny_benchmark_run_measures_every_scenario_beside_its_raw_baseline(
     assert "time-range page" in table
     if brokers:
         assert "CPU us/Obs srv/DB" in table
+
+
+class _Clock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize("rate", [2_000.0, 20_000.0, 200_000.0])
+def test_an_ingest_burst_is_polled_sparsely_until_its_end_is_near(
+    rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting what reached the database costs the database: the polls of a burst are
+    sparse while its end is far, and 10 ms apart near it, so that its end is still seen
+    within 10 ms."""
+    clock = _Clock()
+    monkeypatch.setattr(bench_mqtt.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(bench_mqtt.asyncio, "sleep", clock.sleep)
+    expected = 10_000
+    end = expected / rate
+
+    async def count() -> int:
+        return min(expected, int(clock.now * rate))
+
+    seen, at = asyncio.run(bench_mqtt._until(count, expected))
+    assert seen == expected
+    assert end <= at <= end + bench_mqtt.POLL_SECONDS + 1e-9
+    every_10_ms = end / bench_mqtt.POLL_SECONDS
+    # as often as every 10 ms only when the whole burst is that short
+    bound = min(every_10_ms + 1, 20 + every_10_ms / 10)
+    assert len(clock.sleeps) <= bound, (len(clock.sleeps), every_10_ms)
+    assert max(clock.sleeps) <= bench_mqtt.MAX_POLL_SECONDS
+
+
+def test_a_stalled_burst_ends_at_its_last_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What has not arrived STALL_SECONDS after the last progress is not waited for; the
+    end is seen within a quarter of the time the rate so far left for the rest."""
+    clock = _Clock()
+    monkeypatch.setattr(bench_mqtt.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(bench_mqtt.asyncio, "sleep", clock.sleep)
+
+    async def count() -> int:
+        return min(6_000, int(clock.now * 10_000))
+
+    seen, at = asyncio.run(bench_mqtt._until(count, 10_000))
+    assert seen == 6_000
+    left = (10_000 - 6_000) / 10_000
+    assert 0.6 <= at <= 0.6 + left / 4 + bench_mqtt.POLL_SECONDS
+    assert clock.now - at <= bench_mqtt.STALL_SECONDS + bench_mqtt.MAX_POLL_SECONDS
