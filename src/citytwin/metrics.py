@@ -14,6 +14,10 @@ HELP = {
     ),
     "citytwin_mqtt_notifications_total": "Notifications published to subscribers.",
     "citytwin_mqtt_notification_failures_total": "Notifications dropped after retrying.",
+    "citytwin_mqtt_session_dropped_total": (
+        "Messages the embedded broker dropped, oldest first, from the queue of a kept "
+        "session whose client was away (mqtt_session_queue)."
+    ),
     "citytwin_bus_remote_events_total": "Change events received from other instances.",
 }
 

@@ -197,6 +197,15 @@ SETTINGS: tuple[Setting, ...] = (
         _port,
     ),
     Setting(
+        "mqtt_session_queue",
+        int,
+        1000,
+        "Messages the embedded broker keeps for a client that is away while its session is "
+        "kept (a clean start of false); when more come, the oldest are dropped and counted in "
+        "citytwin_mqtt_session_dropped_total.",
+        _positive,
+    ),
+    Setting(
         "mqtt_error_topic",
         str,
         "citytwin/errors",

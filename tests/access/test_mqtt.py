@@ -4,9 +4,11 @@ where a GET of its principal would return them. Real paho clients, both backends
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -274,6 +276,50 @@ def test_a_persistent_session_gets_what_it_missed_and_only_that(world: World, po
     finally:
         back.close()
         stranger.close()
+
+
+def test_a_kept_session_holds_the_newest_notifications_up_to_its_limit(
+    world: World, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that is away and never returns must not fill the server's memory: its
+    kept session holds mqtt_session_queue messages, the newest, and the dropped ones are
+    counted."""
+    broker = world.client.app.state.mqtt.transport.broker
+    monkeypatch.setattr(broker, "session_queue", 3)
+    metrics = world.client.app.state.mqtt.metrics
+    before = metrics["citytwin_mqtt_session_dropped_total"]
+    topic = f"v1.1/Datastreams({world.streams['own']})/Observations"
+    key = world.keys["operator"]
+    first = MqttClient(port, "kept-limited", clean=False, username="op", password=key)
+    first.subscribe(topic)
+    first.close()
+    results = [5050.5 + i for i in range(5)]
+    for result in results:
+        world.observation("own", result)
+    time.sleep(0.5)
+    # at least this session's two (other tests' kept sessions may be away too)
+    assert metrics["citytwin_mqtt_session_dropped_total"] - before >= 2
+    back = MqttClient(port, "kept-limited", clean=False, username="op", password=key)
+    try:
+        back.wait(topic, 3)
+        notes = back.quiet(topic, 0.5)  # and nothing more: the two oldest were dropped
+        assert [n.json()["result"] for n in notes] == results[2:]
+    finally:
+        back.close()
+    # the count, exactly, on a session of its own
+    away = SimpleNamespace(client_id="away", retained_messages=asyncio.Queue())
+    before = metrics["citytwin_mqtt_session_dropped_total"]
+
+    async def keep(n: int) -> None:
+        for i in range(n):
+            message = {"session": None, "topic": "t", "data": str(i).encode()}
+            await broker._retain_broadcast_message(message, 1, away)
+
+    world.client.call(keep(7))
+    assert metrics["citytwin_mqtt_session_dropped_total"] - before == 4
+    kept = [away.retained_messages.get_nowait().data for _ in range(3)]
+    assert kept == [b"4", b"5", b"6"]
+    assert away.retained_messages.empty()
 
 
 def test_a_notification_is_computed_once_per_audience(

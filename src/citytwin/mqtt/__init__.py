@@ -82,6 +82,8 @@ class Mqtt:
                 self.subscriptions,
                 self.service.authenticate if self.audiences is not None else None,
                 self.audiences,
+                session_queue=self.settings.mqtt_session_queue,
+                metrics=self.metrics,
             )
             try:
                 await broker.start()

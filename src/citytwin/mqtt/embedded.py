@@ -37,6 +37,7 @@ from amqtt.session import INCOMING
 
 from citytwin.access import ANONYMOUS, Principal
 from citytwin.errors import CitytwinError, Unavailable
+from citytwin.metrics import Metrics
 from citytwin.mqtt.audiences import Audiences, Receives
 from citytwin.mqtt.ingest import Ingest
 from citytwin.mqtt.notify import Subscriptions
@@ -110,6 +111,8 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
         audiences: Audiences | None = None,
     ) -> None:
         super().__init__(config)
+        self.session_queue = 1000  # messages kept for a client that is away
+        self.metrics = Metrics()
         self.sta_ingest = ingest
         self.sta_subscriptions = subscriptions
         self.sta_authenticate = authenticate
@@ -194,6 +197,29 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
                 task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
                 self._delivering.add(task)
                 task.add_done_callback(self._delivered)
+
+    async def _retain_broadcast_message(
+        self, broadcast: dict[str, Any], qos: int, target_session: Any
+    ) -> None:
+        """Keep a message for a client that is away, as the broker does, but no more than
+        ``session_queue`` of them: a client that never returns would otherwise fill the
+        memory. The oldest go first; what a returning dashboard needs is the newest."""
+        queue = target_session.retained_messages
+        dropped = 0
+        while queue.qsize() >= self.session_queue:
+            queue.get_nowait()
+            dropped += 1
+        if dropped:
+            self.metrics.inc("citytwin_mqtt_session_dropped_total", dropped)
+            if not getattr(target_session, "citytwin_overflowed", False):
+                target_session.citytwin_overflowed = True  # said once per session
+                log.warning(
+                    "MQTT client %s is away and its kept session holds %d messages: older "
+                    "ones are dropped (mqtt_session_queue)",
+                    target_session.client_id,
+                    self.session_queue,
+                )
+        await super()._retain_broadcast_message(broadcast, qos, target_session)
 
     def _delivered(self, task: asyncio.Task[Any]) -> None:
         self._delivering.discard(task)
@@ -339,9 +365,13 @@ class EmbeddedBroker:
         subscriptions: Subscriptions,
         authenticate: Authenticate | None = None,
         audiences: Audiences | None = None,
+        *,
+        session_queue: int = 1000,
+        metrics: Metrics | None = None,
     ) -> None:
         """With ``authenticate`` and ``audiences`` (access control on), clients connect
-        with API keys; without, anyone connects and acts as anonymous."""
+        with API keys; without, anyone connects and acts as anonymous. A kept session
+        holds up to ``session_queue`` messages while its client is away."""
         listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
         if ws_port:
             listeners["ws"] = {"type": "ws", "bind": f"{host}:{ws_port}"}
@@ -356,6 +386,8 @@ class EmbeddedBroker:
             "plugins": {**auth, f"{__name__}.SubscriptionPlugin": {}},
         }
         self.broker = CitytwinBroker(config, ingest, subscriptions, authenticate, audiences)
+        self.broker.session_queue = session_queue
+        self.broker.metrics = metrics or Metrics()
 
     async def start(self) -> None:
         """Listen; OSError when a port cannot be had (the caller says so, once: the
