@@ -431,6 +431,16 @@ def test_the_summary_of_a_batch_takes_work_in_proportion_to_its_size(
         client.close()
 
 
+def _two_datastreams(client: Client) -> tuple[int, int]:
+    """The ids of two new Datastreams of one Thing with a Location."""
+    tid = client.create(
+        "Things",
+        thing("T", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
+    )
+    a, b = sorted(client.ids(f"Things({tid})/Datastreams"))
+    return a, b
+
+
 def test_the_summary_of_a_batch_reads_only_the_months_of_its_observations(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -439,11 +449,7 @@ def test_the_summary_of_a_batch_reads_only_the_months_of_its_observations(
     of its plan (planning them all took 5 of its 19 ms with 18 partitions)."""
     client = make_client(tmp_path, db=pg_url)
     try:
-        tid = client.create(
-            "Things",
-            thing("T", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
-        )
-        a, b = sorted(client.ids(f"Things({tid})/Datastreams"))
+        a, b = _two_datastreams(client)
         months = [f"2025-{m:02d}-15T12:00:00Z" for m in range(1, 7)]
         for t in months:  # a partition for each month
             client.create(
@@ -492,11 +498,7 @@ def test_writes_generating_the_feature_of_one_location_at_once_make_one(
     two instances, say): the second waits for the first and uses its feature."""
     client = make_client(tmp_path, db=pg_url)
     try:
-        tid = client.create(
-            "Things",
-            thing("T", locations=[location()], datastreams=[datastream("A"), datastream("B")]),
-        )
-        a, b = sorted(client.ids(f"Things({tid})/Datastreams"))
+        a, b = _two_datastreams(client)
         service = client.app.state.service
 
         async def body() -> tuple[int, int]:
