@@ -18,6 +18,10 @@ HELP = {
         "Messages the embedded broker dropped, oldest first, from the queue of a kept "
         "session whose client was away (mqtt_session_queue)."
     ),
+    "citytwin_mqtt_clients_disconnected_total": (
+        "Clients of the embedded broker disconnected because their key was revoked (or "
+        "their token ran out) while they were connected."
+    ),
     "citytwin_bus_remote_events_total": "Change events received from other instances.",
 }
 

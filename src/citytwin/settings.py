@@ -206,6 +206,15 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
     ),
     Setting(
+        "mqtt_key_recheck_seconds",
+        float,
+        60.0,
+        "How often the embedded broker asks again for the keys of connected clients (access "
+        "control on): a client whose key was revoked since it connected is disconnected "
+        "within this time.",
+        _positive,
+    ),
+    Setting(
         "mqtt_error_topic",
         str,
         "citytwin/errors",

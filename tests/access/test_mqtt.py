@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from citytwin.access import ANONYMOUS
-from citytwin.access.keys import create_key
+from citytwin.access.keys import create_key, revoke_key
 from citytwin.errors import Unavailable
 from citytwin.mqtt.audiences import Audiences
 from citytwin.mqtt.ingest import Ingest
@@ -320,6 +320,45 @@ def test_a_kept_session_holds_the_newest_notifications_up_to_its_limit(
     kept = [away.retained_messages.get_nowait().data for _ in range(3)]
     assert kept == [b"4", b"5", b"6"]
     assert away.retained_messages.empty()
+
+
+def test_a_client_whose_key_is_revoked_is_disconnected_and_kept_out(
+    world: World, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoking a key (`citytwin keys revoke`, another process) ends what its connected
+    clients may do within mqtt_key_recheck_seconds, not only at their next CONNECT."""
+    storage = world.client.app.state.service.storage
+    broker = world.client.app.state.mqtt.transport.broker
+    metrics = world.client.app.state.mqtt.metrics
+    new = world.client.call(create_key(storage, "operator", "city", "to be revoked"))
+    topic = f"v1.1/Datastreams({world.streams['own']})/Observations"
+    client = MqttClient(port, f"revoked-{free_port()}", username="op", password=new.key)
+    staying = connect(world, port, "operator")
+    try:
+        for c in (client, staying):
+            c.subscribe(topic)
+        world.observation("own", 7070.5)
+        client.wait(topic)
+        assert world.client.call(broker.recheck_keys()) == 0  # valid keys: nobody goes
+        before = metrics["citytwin_mqtt_clients_disconnected_total"]
+        monkeypatch.setattr(broker, "recheck_seconds", 0.2)
+        world.client.call(_start_rechecking(broker))
+        world.client.call(revoke_key(storage, new.id))
+        deadline = time.monotonic() + 10
+        while client.refusal is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # disconnected, and its reconnect refused
+        assert client.refusal is not None
+        assert metrics["citytwin_mqtt_clients_disconnected_total"] - before == 1
+        world.observation("own", 7071.5)
+        staying.wait(topic, 2)  # the other operator's key still works
+        assert [m.json()["result"] for m in client.quiet(topic, 0.3)] == [7070.5]
+    finally:  # the checks go back to the usual period after their next one
+        client.close()
+        staying.close()
+
+
+async def _start_rechecking(broker: Any) -> None:
+    broker.start_rechecking()
 
 
 def test_a_notification_is_computed_once_per_audience(

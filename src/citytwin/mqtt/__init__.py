@@ -83,6 +83,7 @@ class Mqtt:
                 self.service.authenticate if self.audiences is not None else None,
                 self.audiences,
                 session_queue=self.settings.mqtt_session_queue,
+                recheck_seconds=self.settings.mqtt_key_recheck_seconds,
                 metrics=self.metrics,
             )
             try:

@@ -1,6 +1,6 @@
 """The embedded MQTT broker (amqtt), for zero-setup installations.
 
-Two things go beyond a plain broker, both through amqtt's own extension points:
+What goes beyond a plain broker, through amqtt's own extension points:
 
 * a publish to a create topic is stored (or refused on the error topic) *before* the broker
   acknowledges it, by a protocol handler that runs the ingest first; the raw publish is
@@ -10,10 +10,12 @@ Two things go beyond a plain broker, both through amqtt's own extension points:
 * with access control on, a client authenticates at CONNECT with an API key as its
   password (any user name), or as its user name with no password; without either it
   is anonymous, and a bad key is refused (CONNACK "not authorised"; "server unavailable"
-  while the database cannot be reached). Its publishes are
-  stored as its principal, and notifications reach it only where its principal may
-  read them (they are delivered to chosen clients, not broadcast by topic); clients'
-  publishes on notification and error topics are dropped, so none passes for citytwin's.
+  while the database cannot be reached); the keys of connected clients are asked again
+  every ``recheck_seconds``, and a client whose key was revoked is disconnected. Its
+  publishes are stored as its principal, and notifications reach it only where its
+  principal may read them (they are delivered to chosen clients, not broadcast by
+  topic); clients' publishes on notification and error topics are dropped, so none
+  passes for citytwin's.
 
 When the database cannot be reached, a QoS 1 or 2 publish is not acknowledged: the
 connection is closed and the client sends the publish again after reconnecting.
@@ -112,7 +114,9 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
     ) -> None:
         super().__init__(config)
         self.session_queue = 1000  # messages kept for a client that is away
+        self.recheck_seconds = 60.0  # how often connected clients' keys are asked again
         self.metrics = Metrics()
+        self._rechecking: asyncio.Task[None] | None = None
         self.sta_ingest = ingest
         self.sta_subscriptions = subscriptions
         self.sta_authenticate = authenticate
@@ -197,6 +201,57 @@ class CitytwinBroker(Broker):  # type: ignore[misc]
                 task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
                 self._delivering.add(task)
                 task.add_done_callback(self._delivered)
+
+    async def recheck_keys(self) -> int:
+        """Ask again for the principal of each connected client's key, once a key: a
+        client whose key was revoked (or whose token ran out) since it connected is
+        disconnected, and its next CONNECT is refused. While the keys cannot be read,
+        clients stay as they are. Returns how many clients were disconnected."""
+        if self.sta_authenticate is None or self.sta_audiences is None:
+            return 0
+        by_key: dict[str, list[tuple[Any, Any]]] = {}
+        for session, handler in list(self._sessions.values()):
+            key = session.password or session.username
+            if key and session.transitions.state == "connected":
+                by_key.setdefault(key, []).append((session, handler))
+        dropped = 0
+        for key, held in by_key.items():
+            try:
+                principal = await self.sta_authenticate(key)
+            except Unavailable:
+                return dropped  # asked again next time
+            except CitytwinError as exc:
+                for session, handler in held:
+                    log.warning("MQTT client %s disconnected: %s", session.client_id, exc.message)
+                    self.sta_audiences.forget(session.client_id, session)
+                    if handler is not None and handler.writer is not None:
+                        await handler.writer.close()
+                    dropped += 1
+                continue
+            for session, _ in held:  # the key's organisation may have been renamed
+                self.sta_audiences.connected(session.client_id, principal, session)
+        if dropped:
+            self.metrics.inc("citytwin_mqtt_clients_disconnected_total", dropped)
+        return dropped
+
+    def start_rechecking(self) -> None:
+        """Check connected clients' keys every ``recheck_seconds`` from now on."""
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+        self._rechecking = asyncio.create_task(self._recheck_forever(), name="citytwin-mqtt-keys")
+
+    def stop_rechecking(self) -> None:
+        if self._rechecking is not None:
+            self._rechecking.cancel()
+            self._rechecking = None
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            try:
+                await self.recheck_keys()
+            except Exception:
+                log.exception("checking the keys of connected MQTT clients failed")
 
     async def _retain_broadcast_message(
         self, broadcast: dict[str, Any], qos: int, target_session: Any
@@ -367,11 +422,13 @@ class EmbeddedBroker:
         audiences: Audiences | None = None,
         *,
         session_queue: int = 1000,
+        recheck_seconds: float = 60.0,
         metrics: Metrics | None = None,
     ) -> None:
         """With ``authenticate`` and ``audiences`` (access control on), clients connect
-        with API keys; without, anyone connects and acts as anonymous. A kept session
-        holds up to ``session_queue`` messages while its client is away."""
+        with API keys, which are asked again every ``recheck_seconds``; without, anyone
+        connects and acts as anonymous. A kept session holds up to ``session_queue``
+        messages while its client is away."""
         listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
         if ws_port:
             listeners["ws"] = {"type": "ws", "bind": f"{host}:{ws_port}"}
@@ -387,6 +444,7 @@ class EmbeddedBroker:
         }
         self.broker = CitytwinBroker(config, ingest, subscriptions, authenticate, audiences)
         self.broker.session_queue = session_queue
+        self.broker.recheck_seconds = recheck_seconds
         self.broker.metrics = metrics or Metrics()
 
     async def start(self) -> None:
@@ -401,8 +459,11 @@ class EmbeddedBroker:
             raise OSError(str(exc)) from None
         finally:
             library.setLevel(level)
+        if self.broker.sta_authenticate is not None:
+            self.broker.start_rechecking()
 
     async def stop(self) -> None:
+        self.broker.stop_rechecking()
         await asyncio.wait_for(self.broker.shutdown(), timeout=10)
 
     async def publish(self, topic: str, payload: bytes, receives: Receives | None = None) -> None:
