@@ -3,7 +3,10 @@ announced to many subscribers, each beside the broker's own rate for the same me
 in the same run.
 
 * **ingest**: ``--mqtt-publishers`` clients publish ``--mqtt-messages`` Observations of
-  all Datastreams to ``v1.1/Observations``; the rate counts what reached the database.
+  all Datastreams to ``v1.1/Observations``; the rate counts what reached the database,
+  until the last of them was stored: with the external broker the moment the server
+  announced it on its change-event topic (after the commit), with the embedded broker
+  the first poll of the database's count that saw it (a lower bound of the rate).
   Raw: the same clients publish the same payloads to ``bench/raw/<n>``; one client
   subscribed to ``bench/raw/#`` counts what the broker passes on.
 * **fan-out**: ``--subscribers`` clients subscribe to ``v1.1/Datastreams(x)/Observations``;
@@ -183,6 +186,89 @@ class Subscribers:
                 proc.stdout.close()
 
 
+class Announcements:
+    """What the server announces on its change-event topic (``citytwin/events/<instance>``,
+    published after each commit so that other instances learn of it): a mosquitto_sub
+    counts the Observations announced as created, and when the last one came. This tells
+    when a burst is stored without asking the database, whose count query, polled often
+    enough to time the end of a burst, took CPU from the server under test, and polled
+    sparsely, found the end up to a poll interval late."""
+
+    TOPIC = "citytwin/events/#"
+    PROBE = "bench/announcements/probe"
+
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            _command("mosquitto_sub", port, 1, "bench-announcements", self.TOPIC, "-t", self.PROBE),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.lock = threading.Lock()
+        self.count = 0
+        self.last = 0.0
+        self.probed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            now = time.perf_counter()
+            n = created_observations(line)
+            with self.lock:
+                if n is None:
+                    self.probed = True
+                elif n:
+                    self.count += n
+                    self.last = now
+
+    def reset(self) -> None:
+        with self.lock:
+            self.count, self.last = 0, 0.0
+
+    async def counted(self) -> int:
+        with self.lock:
+            return self.count
+
+    async def ready(self, port: int) -> None:
+        """Wait until the subscription is in place (a probe has come back)."""
+        probe = Publisher(port, "bench-announcements-probe", self.PROBE, 1)
+        try:
+            deadline = time.monotonic() + 30
+            while not self.probed:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the change-event topic's subscriber never got its probe")
+                probe.send(b"probe")
+                await asyncio.sleep(0.1)
+        finally:
+            probe.close()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._thread.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def created_observations(line: bytes) -> int | None:
+    """The Observations a line of the change-event topic announces as created; None for
+    anything that is not a list of event records (the readiness probe)."""
+    try:
+        records = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(records, list):
+        return None
+    return sum(
+        len(r.get("ids", ()))
+        for r in records
+        if isinstance(r, dict)
+        and r.get("entityType") == "Observation"
+        and r.get("kind") == "created"
+    )
+
+
 class Publisher:
     """One long-lived mosquitto_pub: each line written to it is published at once."""
 
@@ -229,7 +315,9 @@ async def _publish(
     )
 
 
-async def _until(count: Callable[[], Awaitable[int]], expected: int) -> tuple[int, float]:
+async def _until(
+    count: Callable[[], Awaitable[int]], expected: int, *, sparse: bool = True
+) -> tuple[int, float]:
     """Poll ``count`` until it reaches ``expected`` or stops growing; the final count
     and the time it was first seen.
 
@@ -237,7 +325,8 @@ async def _until(count: Callable[[], Awaitable[int]], expected: int) -> tuple[in
     estimated from the rate so far, is further off: counting what reached the database
     is a query that costs the database about 1 ms, and at one every 10 ms it took 8 us of
     the database's CPU per Observation of an ingest burst, CPU that the server under
-    test lacked on a machine of 2 cores."""
+    test lacked on a machine of 2 cores. A count that costs nothing (``sparse`` false) is
+    polled every ``POLL_SECONDS`` throughout."""
     seen, at = 0, time.perf_counter()
     start = at
     while seen < expected:
@@ -248,7 +337,7 @@ async def _until(count: Callable[[], Awaitable[int]], expected: int) -> tuple[in
         elif t - at > STALL_SECONDS:
             break
         wait = POLL_SECONDS
-        if seen:
+        if seen and sparse:
             left = (expected - seen) * (t - start) / seen
             wait = min(max(left / 4, POLL_SECONDS), MAX_POLL_SECONDS)
         await asyncio.sleep(wait)
@@ -309,7 +398,11 @@ async def ingest(
     qos: int,
     opts: MqttOptions,
     server_cpu: Callable[[], float],
+    announced: Announcements | None = None,
 ) -> Burst:
+    """One burst of ``opts.messages`` Observations. Its end is when the server announced
+    the last of them (``announced``: exact, and free for the database), or else when a
+    poll of the database's count first saw them all."""
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     payloads = _observations(datastreams, opts.messages, start)
     # counted by the Datastreams' maintained counts, which each insert's transaction
@@ -322,11 +415,24 @@ async def ingest(
         return int((await db.fetch(total))[0][0]) - before
 
     batches = [("v1.1/Observations", b) for b in _split(payloads, opts.publishers)]
+    if announced is not None:
+        announced.reset()
     server_before, db_before = server_cpu(), db.cpu_seconds()
     t0 = time.perf_counter()
     publishing = asyncio.ensure_future(_publish(port, "bench-ingest", batches, qos))
-    done, at = await _until(stored, len(payloads))
-    server_after, db_after = server_cpu(), db.cpu_seconds()
+    if announced is None:
+        done, at = await _until(stored, len(payloads))
+        server_after, db_after = server_cpu(), db.cpu_seconds()
+    else:
+        heard, _ = await _until(announced.counted, len(payloads), sparse=False)
+        at = announced.last
+        server_after, db_after = server_cpu(), db.cpu_seconds()
+        done = await stored()
+        if done != heard:
+            raise RuntimeError(
+                f"the server announced {heard} Observations as created, the database holds "
+                f"{done}: the announcements cannot time this burst"
+            )
     await publishing
 
     def per_observation(before: float | None, after: float | None) -> float | None:
@@ -421,9 +527,36 @@ async def measure_broker(
     server_cpu: Callable[[], float],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
+    """Ingest and fan-out through one broker. With the external broker, the end of an
+    ingest burst is timed by the server's announcements (:class:`Announcements`); the
+    embedded broker has no change-event topic, so there the database's count is polled
+    and the rate is a lower bound (the last poll comes after the end)."""
+    announced = Announcements(port) if kind == "external" else None
+    try:
+        if announced is not None:
+            await announced.ready(port)
+        return await _measure_broker(
+            kind, port, db, datastreams, opts, repeat, server_cpu, log, announced
+        )
+    finally:
+        if announced is not None:
+            announced.close()
+
+
+async def _measure_broker(
+    kind: str,
+    port: int,
+    db: RawDatabase,
+    datastreams: Sequence[int],
+    opts: MqttOptions,
+    repeat: int,
+    server_cpu: Callable[[], float],
+    log: Callable[[str], None],
+    announced: Announcements | None,
+) -> dict[str, Any]:
     # a burst that is not kept, as the write measurements have their warm-up: the server
     # has just started, and makes its connections and prepares its statements in it
-    warm_up = await ingest(port, db, datastreams, 0, opts, server_cpu)
+    warm_up = await ingest(port, db, datastreams, 0, opts, server_cpu, announced)
     out: dict[str, Any] = {"ingest": {}, "ingest_warm_up": round(warm_up.rate, 1)}
     for qos in (0, 1):
         api, raw = Rate(), Rate()
@@ -433,7 +566,7 @@ async def measure_broker(
         for rep in range(repeat):
             for what in ("api", "raw") if rep % 2 == 0 else ("raw", "api"):
                 if what == "api":
-                    burst = await ingest(port, db, datastreams, qos, opts, server_cpu)
+                    burst = await ingest(port, db, datastreams, qos, opts, server_cpu, announced)
                     api.runs.append(burst.rate)
                     stored.append(burst.stored)
                     if burst.server_us is not None:
@@ -451,6 +584,7 @@ async def measure_broker(
             "stored": stored,
             "raw_delivered": passed,
             "published": opts.messages,
+            "end_of_burst": "announced" if announced is not None else "polled",
             # CPU per Observation: steadier than the rates on a shared machine
             "server_us_per_obs": _median(server_us),
             "database_us_per_obs": _median(database_us),
